@@ -1,0 +1,1 @@
+"""Gyre operator: API types, CRD generation, controllers."""

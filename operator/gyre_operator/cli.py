@@ -1,0 +1,127 @@
+"""The `gyre` command: run the operator, regenerate the CRDs, run the local cluster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gyre_operator.config import DEFAULT_RUNTIME_IMAGE, OperatorConfig
+
+LOG_FORMATS = ("plain", "full", "json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `gyre` command."""
+    parser = argparse.ArgumentParser(
+        prog="gyre", description="Gyre: a Kubernetes operator for the machine-learning lifecycle."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "operator",
+        help="run the operator against the cluster in KUBECONFIG (or in-cluster config)",
+        description="Run the Gyre operator. It reads the cluster from KUBECONFIG, or the "
+        "in-cluster service account when running in a pod.",
+    )
+    run.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch only this namespace (repeat for several; glob patterns allowed); "
+        "default: every namespace",
+    )
+    run.add_argument(
+        "--metrics-port", type=int, default=8080, help="port of /metrics (default 8080)"
+    )
+    run.add_argument(
+        "--health-port", type=int, default=8081, help="port of the /healthz liveness endpoint"
+    )
+    run.add_argument(
+        "--artifact-root",
+        default=OperatorConfig.artifact_root,
+        help="root URI of the artifact store: s3://bucket/prefix, gs://..., file:///path, "
+        "pvc://claim/path (default %(default)s)",
+    )
+    run.add_argument(
+        "--runtime-image",
+        default=DEFAULT_RUNTIME_IMAGE,
+        help="image of the Gyre runtime pods (default %(default)s)",
+    )
+    run.add_argument("--log-format", choices=LOG_FORMATS, default="full", help="log line format")
+    run.add_argument("--verbose", action="store_true", help="log more")
+    run.add_argument("--debug", action="store_true", help="log everything, kopf internals too")
+
+    crds = commands.add_parser(
+        "crds",
+        help="regenerate the CRDs from the API types",
+        description="Write the CustomResourceDefinitions generated from gyre_operator.api into "
+        "crds/ and charts/gyre/crds/, or into --output.",
+    )
+    crds.add_argument("--output", type=Path, help="write the CRDs into this directory instead")
+
+    commands.add_parser(
+        "local",
+        help="run a local Kubernetes control plane (see `gyre local --help`)",
+        add_help=False,
+    )
+    return parser
+
+
+def run_operator(args: argparse.Namespace) -> int:
+    """Run the kopf operator until it is stopped."""
+    import kopf
+
+    import gyre_operator.main  # noqa: F401  (registers the kopf handlers)
+    from gyre_operator.metrics import serve_metrics
+
+    config = OperatorConfig(
+        namespaces=tuple(args.namespace),
+        artifact_root=args.artifact_root,
+        runtime_image=args.runtime_image,
+        metrics_port=args.metrics_port,
+        health_port=args.health_port,
+    )
+    kopf.configure(
+        debug=args.debug,
+        verbose=args.verbose,
+        log_format=kopf.LogFormat[args.log_format.upper()],
+    )
+    serve_metrics(config.metrics_port)
+    kopf.run(
+        standalone=True,
+        clusterwide=config.clusterwide,
+        namespaces=config.namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{config.health_port}/healthz",
+        memo=kopf.Memo(config=config),
+    )
+    return 0
+
+
+def run_crds(args: argparse.Namespace) -> int:
+    """Regenerate the CRD files and print where they went."""
+    from gyre_operator.crdgen import CRD_DIRS, write_crds
+
+    directories = (args.output,) if args.output else CRD_DIRS
+    for path in write_crds(directories):
+        print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `gyre` command."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["local"]:
+        from gyre_local.cli import main as local_main
+
+        return int(local_main(argv[1:]))
+    args = build_parser().parse_args(argv)
+    if args.command == "operator":
+        return run_operator(args)
+    return run_crds(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

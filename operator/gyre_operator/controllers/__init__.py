@@ -1,0 +1,1 @@
+"""Reconcilers, one module per kind; main.py registers them with kopf."""

@@ -1,0 +1,26 @@
+"""The operator's Prometheus metrics (prefix gyre_)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+RECONCILE_DURATION = Histogram(
+    "gyre_reconcile_duration_seconds",
+    "Time spent in one reconcile of a Gyre object.",
+    ["kind"],
+)
+RECONCILE_ERRORS = Counter(
+    "gyre_reconcile_errors_total",
+    "Reconciles that ended in an error.",
+    ["kind", "reason"],
+)
+RESOURCES_BY_PHASE = Gauge(
+    "gyre_resources",
+    "Gyre objects the operator knows, by kind and phase.",
+    ["kind", "phase"],
+)
+
+
+def serve_metrics(port: int, address: str = "0.0.0.0") -> None:
+    """Serve /metrics on the given port in a background thread."""
+    start_http_server(port, addr=address)

@@ -1,0 +1,1 @@
+"""What runs inside Gyre pods: profile, train, serve, drift, fetch."""
