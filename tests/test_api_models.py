@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -91,8 +92,50 @@ def test_defaults_are_what_the_design_says() -> None:
     assert to_wire(dm)["spec"]["minSamples"] == 500
 
 
+_EXACTLY_ONE = re.compile(r"^has\(self\.(\w+)\) != has\(self\.(\w+)\)$")
+_AT_LEAST_ONE = re.compile(r"^has\(self\.(\w+)\) \|\| has\(self\.(\w+)\)$")
+
+
+# Free-form objects (hyperparameters) get the values real trainers take: CEL, like the API
+# server, cannot hold integers beyond 64 bits.
+_HYPERPARAMETER_VALUE = {
+    "anyOf": [
+        {"type": "string", "maxLength": 20},
+        {"type": "boolean"},
+        {"type": "integer", "minimum": -(2**31), "maximum": 2**31},
+        {"type": "number", "minimum": -1e9, "maximum": 1e9},
+    ]
+}
+
+
+def _generation_schema(node: Any) -> Any:
+    """The model's JSON Schema shaped for generating wire objects.
+
+    Optional fields are left out rather than set to null (as Kubernetes clients send them), and
+    CEL presence rules are also spelled as oneOf/anyOf of required, so that most generated
+    objects satisfy them; the CEL rules themselves are still what the admission check evaluates.
+    """
+    if isinstance(node, list):
+        return [_generation_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    branches = node.get("anyOf", [])
+    if len(branches) == 2 and {"type": "null"} in branches:
+        (kept,) = [b for b in branches if b != {"type": "null"}]
+        node = {**{k: v for k, v in node.items() if k not in ("anyOf", "default")}, **kept}
+    if node.get("x-kubernetes-preserve-unknown-fields"):
+        return {"type": "object", "additionalProperties": _HYPERPARAMETER_VALUE}
+    out = {k: _generation_schema(v) for k, v in node.items()}
+    for rule in node.get("x-kubernetes-validations", []):
+        if match := _EXACTLY_ONE.match(rule["rule"]):
+            out["oneOf"] = [{"required": [name]} for name in match.groups()]
+        elif match := _AT_LEAST_ONE.match(rule["rule"]):
+            out["anyOf"] = [{"required": [name]} for name in match.groups()]
+    return out
+
+
 def _spec_strategy(resource: Any) -> st.SearchStrategy[dict[str, Any]]:
-    schema = resource.model_json_schema(by_alias=True)
+    schema = _generation_schema(resource.model_json_schema(by_alias=True))
     spec_schema = {**schema["properties"]["spec"], "$defs": schema["$defs"]}
     return from_schema(spec_schema)
 

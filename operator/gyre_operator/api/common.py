@@ -18,6 +18,8 @@ DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 SHA256_PATTERN = r"^[a-f0-9]{64}$"
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
 CONDITION_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 
 ObjectName = Annotated[
@@ -163,6 +165,7 @@ class Condition(GyreModel):
     observed_generation: int | None = Field(
         default=None,
         ge=0,
+        le=INT64_MAX,
         description="The .metadata.generation the condition was set from.",
     )
     last_transition_time: Timestamp = Field(
@@ -231,6 +234,7 @@ class ResourceStatus(GyreModel):
     observed_generation: int | None = Field(
         default=None,
         ge=0,
+        le=INT64_MAX,
         description="The .metadata.generation the operator last acted on.",
     )
     conditions: list[Condition] = Field(

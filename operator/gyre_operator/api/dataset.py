@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from gyre_operator.api.common import (
+    INT64_MAX,
     Duration,
     GyreModel,
     LocalObjectReference,
@@ -105,7 +106,7 @@ class ValidationRules(GyreModel):
     """Checks the profile job applies; a Dataset whose data fails them is not Ready."""
 
     min_rows: int | None = Field(
-        default=None, ge=0, description="The data must have at least this many rows."
+        default=None, ge=0, le=INT64_MAX, description="The data must have at least this many rows."
     )
     max_null_fraction: float | None = Field(
         default=None,
@@ -152,7 +153,7 @@ class DatasetVersion(GyreModel):
     """One profiled content version of the data."""
 
     digest: Sha256 = Field(description="SHA-256 of the data's bytes: the version's identity.")
-    rows: int = Field(ge=0, description="Number of rows.")
+    rows: int = Field(ge=0, le=INT64_MAX, description="Number of rows.")
     profile_uri: str = Field(description="Where the full profile (per-feature statistics) lives.")
     profiled_at: Timestamp = Field(description="When the profile was made.")
 

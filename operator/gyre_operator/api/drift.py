@@ -8,6 +8,8 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from gyre_operator.api.common import (
+    INT32_MAX,
+    INT64_MAX,
     Duration,
     GyreModel,
     LocalObjectReference,
@@ -153,7 +155,7 @@ class TrainingRunTemplate(GyreModel):
         default=None, description="When absent, the gates of the run that made the served model."
     )
     active_deadline_seconds: int | None = Field(
-        default=None, ge=1, description="Deadline of each run."
+        default=None, ge=1, le=INT32_MAX, description="Deadline of each run."
     )
 
 
@@ -203,6 +205,7 @@ class DriftMonitorSpec(GyreModel):
     min_samples: int = Field(
         default=500,
         ge=1,
+        le=INT32_MAX,
         description="With fewer logged requests, a check reports InsufficientData, not a verdict.",
     )
     policy: Policy = Field(default_factory=Policy, description="When the data counts as drifted.")
@@ -248,7 +251,7 @@ class DriftCheck(GyreModel):
     id: str = Field(description="Check identifier, also the name suffix of its Job.")
     time: Timestamp = Field(description="When the check ran.")
     verdict: Verdict = Field(description="NoDrift, Drift or InsufficientData.")
-    samples: int = Field(ge=0, description="Logged requests in the window.")
+    samples: int = Field(ge=0, le=INT64_MAX, description="Logged requests in the window.")
     drifted_feature_share: float | None = Field(
         default=None, ge=0.0, le=1.0, description="Share of checked features that drifted."
     )

@@ -9,6 +9,8 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from gyre_operator.api.common import (
+    INT32_MAX,
+    INT64_MAX,
     Duration,
     EnvVar,
     GyreModel,
@@ -105,12 +107,14 @@ class Analysis(GyreModel):
     min_requests: int = Field(
         default=20,
         ge=0,
+        le=INT32_MAX,
         description="With fewer canary requests in an interval, the analysis waits instead of "
         "judging (an empty result is never a failure).",
     )
     failure_limit: int = Field(
         default=2,
         ge=0,
+        le=INT32_MAX,
         description="Failed intervals tolerated; one more rolls the canary back.",
     )
     step_deadline: Duration = Field(
@@ -214,7 +218,10 @@ class InferenceServiceSpec(GyreModel):
 
     model: ModelName = Field(description="The model to serve.")
     model_version: int | None = Field(
-        default=None, ge=1, description="Serve this version number of the model (pinned)."
+        default=None,
+        ge=1,
+        le=INT32_MAX,
+        description="Serve this version number of the model (pinned).",
     )
     track: Track | None = Field(
         default=None,
@@ -249,7 +256,7 @@ class InferenceServicePhase(StrEnum):
 class TrafficFigures(GyreModel):
     """Request figures of one side of a canary over the last interval."""
 
-    requests: int = Field(ge=0, description="Requests in the interval.")
+    requests: int = Field(ge=0, le=INT64_MAX, description="Requests in the interval.")
     error_rate: float | None = Field(default=None, ge=0.0, le=1.0, description="Failed share.")
     latency_p99_ms: float | None = Field(default=None, ge=0.0, description="p99 latency, ms.")
 
@@ -257,7 +264,9 @@ class TrafficFigures(GyreModel):
 class AnalysisStatus(GyreModel):
     """The state of the running canary analysis."""
 
-    failures: int = Field(default=0, ge=0, description="Failed intervals in this rollout.")
+    failures: int = Field(
+        default=0, ge=0, le=INT32_MAX, description="Failed intervals in this rollout."
+    )
     last_time: Timestamp | None = Field(default=None, description="When figures were last read.")
     last_result: str | None = Field(
         default=None, description="Passed, Failed or Inconclusive, with the reason."
@@ -271,11 +280,15 @@ class InferenceServiceStatus(ResourceStatus):
 
     phase: InferenceServicePhase | None = Field(default=None, description="Where the service is.")
     url: str | None = Field(default=None, description="In-cluster URL of the service.")
-    stable_version: int | None = Field(default=None, description="The version serving traffic.")
-    canary_version: int | None = Field(default=None, description="The version being rolled out.")
+    stable_version: int | None = Field(
+        default=None, ge=1, le=INT32_MAX, description="The version serving traffic."
+    )
+    canary_version: int | None = Field(
+        default=None, ge=1, le=INT32_MAX, description="The version being rolled out."
+    )
     canary_weight: int = Field(default=0, ge=0, le=100, description="Percent of traffic to it.")
     current_step: int | None = Field(
-        default=None, ge=0, description="Index of the running canary step."
+        default=None, ge=0, le=MAX_STEPS, description="Index of the running canary step."
     )
     step_started_at: Timestamp | None = Field(default=None, description="When the step began.")
     analysis: AnalysisStatus | None = Field(default=None, description="The canary analysis.")

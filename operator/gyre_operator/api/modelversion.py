@@ -8,6 +8,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from gyre_operator.api.common import (
+    INT32_MAX,
+    INT64_MAX,
     FreeForm,
     GyreModel,
     ModelName,
@@ -72,7 +74,7 @@ class TensorSpec(GyreModel):
 
     name: str = Field(min_length=1, description="Tensor name in the model graph.")
     datatype: TensorDatatype = Field(description="Element type, as in the Open Inference Protocol.")
-    shape: list[Annotated[int, Field(ge=-1)]] = Field(
+    shape: list[Annotated[int, Field(ge=-1, le=INT64_MAX)]] = Field(
         max_length=16,
         description="Dimensions; -1 marks a dynamic one, such as the batch size.",
     )
@@ -107,7 +109,7 @@ class ModelVersionSpec(GyreModel):
     model_config = cel_rules(CelRule("self == oldSelf", IMMUTABLE_VERSION))
 
     model: ModelName = Field(description="The model this is a version of.")
-    version: int = Field(ge=1, description="Version number, increasing per model.")
+    version: int = Field(ge=1, le=INT32_MAX, description="Version number, increasing per model.")
     artifact: Artifact = Field(description="The model file.")
     signature: Signature | None = Field(
         default=None,

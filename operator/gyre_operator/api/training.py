@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from gyre_operator.api.common import (
+    INT32_MAX,
     EnvVar,
     FreeForm,
     GyreModel,
@@ -75,7 +76,9 @@ class Trainer(GyreModel):
         lt=1.0,
         description="Fraction of rows held out to compute the metrics that gates check.",
     )
-    seed: int = Field(default=0, ge=0, description="Random seed for the split and the algorithm.")
+    seed: int = Field(
+        default=0, ge=0, le=2**32 - 1, description="Random seed for the split and the algorithm."
+    )
     image: str | None = Field(
         default=None,
         min_length=1,
@@ -132,6 +135,7 @@ class TrainingRunSpec(GyreModel):
     active_deadline_seconds: int | None = Field(
         default=None,
         ge=1,
+        le=INT32_MAX,
         description="The run fails with reason DeadlineExceeded after this many seconds.",
     )
     gates: list[Gate] = Field(
