@@ -1,0 +1,50 @@
+"""E2E targets: the local cluster (always), and a real cluster in KUBECONFIG when Docker exists.
+
+The same scenarios run against both. The real-cluster target is meant for kind
+(`kind create cluster`), and is skipped with the reason when there is no Docker engine or no
+reachable cluster in KUBECONFIG.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from targets import Target
+
+from gyre_local.cluster import running_cluster
+
+
+def _real_cluster_skip_reason() -> str | None:
+    if not os.environ.get("KUBECONFIG"):
+        return "no KUBECONFIG: create a kind cluster (`kind create cluster`) to run this target"
+    docker = shutil.which("docker")
+    if docker is None or subprocess.run([docker, "info"], capture_output=True).returncode != 0:
+        return "no Docker engine on this machine, so no kind cluster to run against"
+    probe = subprocess.run(["kubectl", "version", "--request-timeout=5s"], capture_output=True)
+    if probe.returncode != 0:
+        return "the cluster in KUBECONFIG does not answer"
+    return None
+
+
+@pytest.fixture(params=["local", "kind"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    """Each scenario once on the local cluster and once on the cluster in KUBECONFIG."""
+    if request.param == "local":
+        with running_cluster(kubelet="simulated") as cluster:
+            yield Target("local", str(cluster.kubeconfig_path), "default")
+        return
+    reason = _real_cluster_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    namespace = f"gyre-e2e-{os.getpid()}"
+    kind = Target("kind", os.environ["KUBECONFIG"], namespace)
+    kind.kubectl("create", "namespace", namespace)
+    try:
+        yield kind
+    finally:
+        kind.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
