@@ -1,0 +1,179 @@
+"""Benchmark of the local API server: create throughput, watch latency, memory over churn.
+
+Run: python bench/local_cluster.py [--objects 1000] [--memory-objects 10000] [--history 10000]
+The server runs in a child process so its resident memory is measured alone; the Python heap
+held by a Store is measured in-process with tracemalloc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import socket
+import statistics
+import time
+import tracemalloc
+from multiprocessing.connection import Connection
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gyre_local.apiserver import create_app
+from gyre_local.patching import MERGE_PATCH
+from gyre_local.store import Store
+
+CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
+MIB = 1024 * 1024
+
+
+def _serve(history_size: int, ready: Connection) -> None:
+    async def main() -> None:
+        runner = web.AppRunner(create_app(Store(history_size=history_size)))
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        await web.SockSite(runner, sock).start()
+        ready.send(sock.getsockname()[1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("VmRSS not found")
+
+
+def _configmap(name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {"bench": "yes"}},
+        "data": {"payload": "x" * 256},
+    }
+
+
+async def _create_many(
+    session: aiohttp.ClientSession, url: str, prefix: str, count: int, concurrency: int
+) -> float:
+    pending = list(range(count))
+
+    async def worker() -> None:
+        while pending:
+            index = pending.pop()
+            async with session.post(url + CONFIGMAPS, json=_configmap(f"{prefix}-{index}")) as r:
+                assert r.status == 201, await r.text()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+async def _delete_all(session: aiohttp.ClientSession, url: str, prefix: str, count: int) -> None:
+    semaphore = asyncio.Semaphore(32)
+
+    async def delete(index: int) -> None:
+        async with semaphore, session.delete(url + CONFIGMAPS + f"/{prefix}-{index}") as r:
+            assert r.status == 200
+
+    await asyncio.gather(*(delete(i) for i in range(count)))
+
+
+async def _watch_latencies(session: aiohttp.ClientSession, url: str, count: int) -> list[float]:
+    async with session.get(url + CONFIGMAPS) as response:
+        rv = (await response.json())["metadata"]["resourceVersion"]
+    latencies: list[float] = []
+    watch_url = url + CONFIGMAPS + f"?watch=true&resourceVersion={rv}&labelSelector=probe%3Dyes"
+    async with session.get(watch_url) as stream:
+        for index in range(count):
+            body = _configmap(f"probe-{index}")
+            body["metadata"]["labels"]["probe"] = "yes"
+            sent = time.perf_counter()
+            async with session.post(url + CONFIGMAPS, json=body) as created:
+                assert created.status == 201
+            line = await stream.content.readline()
+            assert json.loads(line)["type"] == "ADDED"
+            latencies.append((time.perf_counter() - sent) * 1000)
+    return latencies
+
+
+async def measure_server(url: str, pid: int, objects: int, memory_objects: int) -> None:
+    """Print creates/s, watch latency and server RSS for a server at url (process pid)."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+        elapsed = await _create_many(session, url, "speed", objects, 16)
+        print(f"creates: {objects} in {elapsed:.2f} s = {objects / elapsed:.0f}/s")
+        await _delete_all(session, url, "speed", objects)
+
+        latencies = sorted(await _watch_latencies(session, url, 500))
+        p50 = statistics.median(latencies)
+        p99 = latencies[int(len(latencies) * 0.99) - 1]
+        print(
+            "watch latency (write sent -> event received, 500 events): "
+            f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+        )
+
+        baseline = _rss_mib(pid)
+        peaks = []
+        for _ in range(2):
+            await _create_many(session, url, "mem", memory_objects, 32)
+            peaks.append(_rss_mib(pid))
+            await _delete_all(session, url, "mem", memory_objects)
+        after = _rss_mib(pid)
+        print(
+            f"server RSS: baseline {baseline:.1f} MiB; {memory_objects} objects "
+            f"{peaks[0]:.1f} MiB; deleted, created and deleted again {after:.1f} MiB "
+            f"(second peak {peaks[1]:.1f} MiB)"
+        )
+
+
+def measure_store_heap(objects: int, history: int) -> None:
+    """Print the Python heap a Store holds over a create / delete / churn cycle."""
+    tracemalloc.start()
+    store = Store(history_size=history)
+    base = tracemalloc.get_traced_memory()[0]
+    for index in range(objects):
+        store.create("", "configmaps", "default", _configmap(f"heap-{index}"))
+    loaded = tracemalloc.get_traced_memory()[0]
+    for index in range(objects):
+        store.delete("", "configmaps", "default", f"heap-{index}")
+    deleted = tracemalloc.get_traced_memory()[0]
+    store.create("", "configmaps", "default", {"metadata": {"name": "churn"}})
+    for index in range(history):
+        store.patch("", "configmaps", "default", "churn", {"data": {"n": str(index)}}, MERGE_PATCH)
+    rotated = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    print(
+        f"store heap, history {history}: empty {base / MIB:.1f} MiB; {objects} objects "
+        f"{loaded / MIB:.1f} MiB; all deleted {deleted / MIB:.1f} MiB; after {history} small "
+        f"writes rotate the history {rotated / MIB:.1f} MiB"
+    )
+
+
+def main() -> None:
+    """Start a server process, measure it, then measure the store heap in-process."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--objects", type=int, default=1000)
+    parser.add_argument("--memory-objects", type=int, default=10_000)
+    parser.add_argument("--history", type=int, default=10_000)
+    options = parser.parse_args()
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    server = multiprocessing.Process(target=_serve, args=(options.history, sender), daemon=True)
+    server.start()
+    try:
+        port = receiver.recv()
+        assert server.pid is not None
+        url = f"http://127.0.0.1:{port}"
+        asyncio.run(measure_server(url, server.pid, options.objects, options.memory_objects))
+    finally:
+        server.terminate()
+        server.join()
+    measure_store_heap(options.memory_objects, options.history)
+    measure_store_heap(options.memory_objects, 1_000)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+"""The resource types the local API server serves out of the box."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_VERBS: tuple[str, ...] = (
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+)
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One served resource: its identity, scope and discovery facts."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = DEFAULT_VERBS
+    # Versions served besides `version` (which is the storage version), for custom resources.
+    served_versions: tuple[str, ...] = ()
+    # Field selector labels beyond metadata.name and metadata.namespace.
+    field_labels: tuple[str, ...] = ()
+    # batch/v1 Jobs orphan their pods unless a propagation policy is given, as in Kubernetes.
+    orphan_by_default: bool = False
+    singular: str = field(default="")
+
+    @property
+    def api_version(self) -> str:
+        """The apiVersion string of the storage version."""
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """Every served version, the storage version first."""
+        return (self.version, *(v for v in self.served_versions if v != self.version))
+
+    @property
+    def singular_name(self) -> str:
+        """The singular resource name used in discovery."""
+        return self.singular or self.kind.lower()
+
+    @property
+    def has_status(self) -> bool:
+        """Whether writes to .status go through a separate subresource."""
+        return "status" in self.subresources
+
+
+_ALL = ("all",)
+
+BUILTIN_TYPES: tuple[ResourceType, ...] = (
+    ResourceType("", "v1", "Namespace", "namespaces", False, ("ns",), (), ("status",)),
+    ResourceType(
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        True,
+        ("po",),
+        _ALL,
+        ("status", "log"),
+        field_labels=("status.phase", "spec.nodeName", "spec.restartPolicy", "status.podIP"),
+    ),
+    ResourceType("", "v1", "Service", "services", True, ("svc",), _ALL, ("status",)),
+    ResourceType("", "v1", "Endpoints", "endpoints", True, ("ep",), singular="endpoints"),
+    ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
+    ResourceType("", "v1", "Secret", "secrets", True, field_labels=("type",)),
+    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",)),
+    ResourceType(
+        "",
+        "v1",
+        "Event",
+        "events",
+        True,
+        ("ev",),
+        field_labels=(
+            "involvedObject.kind",
+            "involvedObject.name",
+            "involvedObject.namespace",
+            "involvedObject.uid",
+            "reason",
+            "type",
+        ),
+    ),
+    ResourceType("events.k8s.io", "v1", "Event", "events", True, ("ev",)),
+    ResourceType("batch", "v1", "Job", "jobs", True, (), _ALL, ("status",), orphan_by_default=True),
+    ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), _ALL, ("status",)),
+    ResourceType(
+        "apps", "v1", "Deployment", "deployments", True, ("deploy",), _ALL, ("status", "scale")
+    ),
+    ResourceType(
+        "apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), _ALL, ("status", "scale")
+    ),
+    ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True),
+    ResourceType(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        False,
+        ("crd", "crds"),
+        ("api-extensions",),
+        ("status",),
+    ),
+    ResourceType(
+        "gateway.networking.k8s.io",
+        "v1",
+        "HTTPRoute",
+        "httproutes",
+        True,
+        (),
+        ("gateway-api",),
+        ("status",),
+    ),
+)
+
+INITIAL_NAMESPACES: tuple[str, ...] = ("default", "kube-system", "kube-public")
+
+CRD_GROUP = "apiextensions.k8s.io"
+CRD_PLURAL = "customresourcedefinitions"
+
+
+def set_defaults(kind: str, obj: dict[str, Any], cluster_ip: Callable[[], str]) -> None:
+    """Fill the fields the API server defaults on every write of a built-in kind."""
+    spec = obj.setdefault("spec", {}) if kind in _KINDS_WITH_SPEC else None
+    if kind == "Namespace":
+        labels = obj["metadata"].setdefault("labels", {})
+        labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+    elif kind == "Pod" and spec is not None:
+        spec.setdefault("restartPolicy", "Always")
+        spec.setdefault("terminationGracePeriodSeconds", 30)
+        spec.setdefault("dnsPolicy", "ClusterFirst")
+        spec.setdefault("schedulerName", "default-scheduler")
+    elif kind == "Service" and spec is not None:
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        if spec.get("clusterIP") != "None":
+            spec["clusterIP"] = spec.get("clusterIP") or cluster_ip()
+            spec["clusterIPs"] = [spec["clusterIP"]]
+        for port in spec.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+            port.setdefault("targetPort", port.get("port"))
+    elif kind in ("Deployment", "ReplicaSet") and spec is not None:
+        spec.setdefault("replicas", 1)
+        if kind == "Deployment":
+            spec.setdefault("revisionHistoryLimit", 10)
+            spec.setdefault("progressDeadlineSeconds", 600)
+            spec.setdefault(
+                "strategy",
+                {
+                    "type": "RollingUpdate",
+                    "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+                },
+            )
+    elif kind == "Job" and spec is not None:
+        spec.setdefault("parallelism", 1)
+        spec.setdefault("completions", 1)
+        spec.setdefault("backoffLimit", 6)
+        spec.setdefault("completionMode", "NonIndexed")
+        spec.setdefault("suspend", False)
+    elif kind == "CronJob" and spec is not None:
+        spec.setdefault("concurrencyPolicy", "Allow")
+        spec.setdefault("suspend", False)
+        spec.setdefault("successfulJobsHistoryLimit", 3)
+        spec.setdefault("failedJobsHistoryLimit", 1)
+    elif kind == "Secret":
+        obj.setdefault("type", "Opaque")
+
+
+def initial_status(kind: str) -> dict[str, Any]:
+    """The status a built-in kind starts with on create."""
+    return dict(_INITIAL_STATUS.get(kind, {}))
+
+
+_INITIAL_STATUS: dict[str, dict[str, Any]] = {
+    "Namespace": {"phase": "Active"},
+    "Pod": {"phase": "Pending", "qosClass": "BestEffort"},
+    "Service": {"loadBalancer": {}},
+}
+_KINDS_WITH_SPEC = frozenset({"Pod", "Service", "Deployment", "ReplicaSet", "Job", "CronJob"})
+
+
+def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """The autoscaling/v1 Scale view of an object with spec.replicas."""
+    meta = obj["metadata"]
+    match_labels = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
+        "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
+        "status": {
+            "replicas": (obj.get("status") or {}).get("replicas", 0),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(match_labels.items())),
+        },
+    }
+
+
+def crd_causes(crd: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Validation failures of a CRD as (reason, field, detail) causes."""
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    causes: list[tuple[str, str, str]] = []
+    for required in ("group", "names", "scope", "versions"):
+        if not spec.get(required):
+            causes.append(("FieldValueRequired", f"spec.{required}", "Required value"))
+    for required in ("plural", "kind"):
+        if spec.get("names") and not names.get(required):
+            causes.append(("FieldValueRequired", f"spec.names.{required}", "Required value"))
+    expected = f"{names.get('plural')}.{spec.get('group')}"
+    name = crd["metadata"].get("name")
+    if not causes and name != expected:
+        causes.append(
+            (
+                "FieldValueInvalid",
+                "metadata.name",
+                f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group',
+            )
+        )
+    versions = spec.get("versions") or []
+    if versions and sum(1 for v in versions if v.get("storage")) != 1:
+        causes.append(
+            (
+                "FieldValueInvalid",
+                "spec.versions",
+                "Invalid value: []apiextensions.CustomResourceDefinitionVersion{...}: "
+                "must have exactly one version marked as storage version",
+            )
+        )
+    return causes
+
+
+def crd_status(crd: dict[str, Any], now: str) -> dict[str, Any]:
+    """The status the API server reports for an accepted CRD."""
+    spec = crd["spec"]
+    storage = [v["name"] for v in spec.get("versions", []) if v.get("storage")]
+    previous = (crd.get("status") or {}).get("storedVersions") or []
+    conditions = [
+        {
+            "type": "NamesAccepted",
+            "status": "True",
+            "reason": "NoConflicts",
+            "message": "no conflicts found",
+            "lastTransitionTime": now,
+        },
+        {
+            "type": "Established",
+            "status": "True",
+            "reason": "InitialNamesAccepted",
+            "message": "the initial names have been accepted",
+            "lastTransitionTime": now,
+        },
+    ]
+    old_conditions = {c["type"]: c for c in (crd.get("status") or {}).get("conditions") or []}
+    conditions = [old_conditions.get(c["type"], c) for c in conditions]
+    return {
+        "acceptedNames": copy.deepcopy(spec["names"]),
+        "conditions": conditions,
+        "storedVersions": list(dict.fromkeys([*previous, *storage])),
+    }
+
+
+def crd_resource_type(crd: dict[str, Any]) -> ResourceType | None:
+    """The resource type a CRD defines, or None when it serves no version."""
+    spec = crd["spec"]
+    names = spec["names"]
+    served = [v for v in spec.get("versions", []) if v.get("served", True)]
+    storage = next((v for v in served if v.get("storage")), served[0] if served else None)
+    if storage is None:
+        return None
+    return ResourceType(
+        group=spec["group"],
+        version=storage["name"],
+        kind=names["kind"],
+        plural=names["plural"],
+        namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+        short_names=tuple(names.get("shortNames") or ()),
+        categories=tuple(names.get("categories") or ()),
+        subresources=tuple((storage.get("subresources") or {}).keys()),
+        served_versions=tuple(v["name"] for v in served),
+        field_labels=tuple(
+            f["jsonPath"].lstrip(".") for f in storage.get("selectableFields") or []
+        ),
+        singular=names.get("singular") or names["kind"].lower(),
+    )

@@ -1,0 +1,421 @@
+"""The local kubelet: runs every pod, simulated (like kwok) or as local processes.
+
+The mode is chosen per cluster and can be overridden per pod with the annotation
+`local.gyre.dev/kubelet: simulated|process`. In process mode, pods whose images are not in the
+ImageMap fall back to simulation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from gyre_local.controllers import watch_forever
+from gyre_local.kubelet_process import ImageMap, PodFiles, ProcessPod
+from gyre_local.kubelet_state import NODE_NAME, Backoff, PodRecord, pod_status, restarts
+from gyre_local.store import ApiError, Store
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_PREFIX = "local.gyre.dev/"
+MODE_ANNOTATION = ANNOTATION_PREFIX + "kubelet"
+PORTS_ANNOTATION = ANNOTATION_PREFIX + "ports"
+MODES = ("simulated", "process")
+DEFAULT_GRACE = 30.0
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How a simulated pod behaves.
+
+    duration: seconds each container runs before exiting (None: until the pod is deleted);
+    exit_code / termination_message: what the containers exit with; ready: whether running
+    containers report ready; crash_loop: exit with exit_code (1 when 0) after duration (0.1 s
+    when unset) on every run, restarting per restartPolicy; pending: seconds spent Pending;
+    logs: what `kubectl logs` returns.
+    """
+
+    duration: float | None = None
+    exit_code: int = 0
+    termination_message: str = ""
+    ready: bool = True
+    crash_loop: bool = False
+    pending: float = 0.0
+    logs: str = ""
+
+    def effective(self) -> Behaviour:
+        """The behaviour with crash-loop defaults applied."""
+        if not self.crash_loop:
+            return self
+        return replace(
+            self,
+            exit_code=self.exit_code or 1,
+            duration=0.1 if self.duration is None else self.duration,
+            ready=False,
+        )
+
+
+@dataclass(frozen=True)
+class SimulationRule:
+    """A behaviour for pods matching a name prefix, labels and namespace (all optional)."""
+
+    behaviour: Behaviour
+    name_prefix: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    namespace: str | None = None
+
+    def matches(self, pod: Mapping[str, Any]) -> bool:
+        """Whether the rule applies to a pod."""
+        metadata = pod.get("metadata") or {}
+        pod_labels = metadata.get("labels") or {}
+        return (
+            metadata.get("name", "").startswith(self.name_prefix)
+            and all(pod_labels.get(k) == v for k, v in self.labels.items())
+            and self.namespace in (None, metadata.get("namespace"))
+        )
+
+
+class SimulationRules:
+    """The behaviours of simulated pods: rules set by tests, then annotations, then defaults.
+
+    Defaults: pods owned by a Job succeed after `job_duration` seconds; other pods run and are
+    ready until deleted. The most recently added matching rule wins; the annotations
+    local.gyre.dev/simulate-duration, -exit-code, -termination-message and -ready override it.
+    """
+
+    def __init__(self, *, job_duration: float = 0.2) -> None:
+        self.job_duration = job_duration
+        self._rules: list[SimulationRule] = []
+
+    def add(
+        self,
+        behaviour: Behaviour,
+        *,
+        name_prefix: str = "",
+        labels: Mapping[str, str] | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        """Add a rule; it takes precedence over earlier rules."""
+        self._rules.append(SimulationRule(behaviour, name_prefix, dict(labels or {}), namespace))
+
+    def clear(self) -> None:
+        """Forget every rule."""
+        self._rules.clear()
+
+    def behaviour_for(self, pod: Mapping[str, Any]) -> Behaviour:
+        """The behaviour a pod gets."""
+        behaviour = next((r.behaviour for r in reversed(self._rules) if r.matches(pod)), None)
+        if behaviour is None:
+            owners = (pod.get("metadata") or {}).get("ownerReferences") or []
+            is_job = any(o.get("kind") == "Job" for o in owners)
+            behaviour = Behaviour(duration=self.job_duration if is_job else None)
+        return _with_annotations(behaviour, (pod.get("metadata") or {}).get("annotations") or {})
+
+
+def _with_annotations(behaviour: Behaviour, annotations: Mapping[str, str]) -> Behaviour:
+    changes: dict[str, Any] = {}
+    if (value := annotations.get(ANNOTATION_PREFIX + "simulate-duration")) is not None:
+        changes["duration"] = parse_duration(value)
+    if (value := annotations.get(ANNOTATION_PREFIX + "simulate-exit-code")) is not None:
+        changes["exit_code"] = int(value)
+        if changes.get("duration", behaviour.duration) is None:
+            changes["duration"] = 0.0
+    if (value := annotations.get(ANNOTATION_PREFIX + "simulate-termination-message")) is not None:
+        changes["termination_message"] = value
+    if (value := annotations.get(ANNOTATION_PREFIX + "simulate-ready")) is not None:
+        changes["ready"] = value.lower() == "true"
+    return replace(behaviour, **changes).effective()
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from "1.5", "500ms", "2s", "1m" or "1h"."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*", text)
+    if not match:
+        raise ValueError(f"invalid duration {text!r}")
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[match.group(2) or "s"]
+    return float(match.group(1)) * scale
+
+
+class PodRunner(Protocol):
+    """What the kubelet drives: a pod's lifecycle, its record and its logs."""
+
+    record: PodRecord
+
+    async def run(self) -> None:
+        """Run the pod until it is done for good."""
+
+    async def stop(self, grace: float) -> None:
+        """Stop every container within the grace period."""
+
+    def logs(self, container: str) -> str:
+        """The current log of a container."""
+
+
+class SimulatedPod:
+    """A pod that runs nothing: its containers move through states by a Behaviour."""
+
+    def __init__(
+        self,
+        pod: dict[str, Any],
+        record: PodRecord,
+        behaviour: Behaviour,
+        *,
+        backoff: Backoff,
+        publish: Callable[[], None],
+    ) -> None:
+        self.record = record
+        self._behaviour = behaviour
+        self._backoff = backoff
+        self._publish = publish
+        self._policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
+
+    async def run(self) -> None:
+        """Move the pod through Pending, Running and (unless it runs forever) its end."""
+        behaviour = self._behaviour
+        await asyncio.sleep(behaviour.pending)
+        for container in self.record.init_containers:
+            container.run()
+            container.terminate(0)
+        self.record.initialized = True
+        while True:
+            for container in self.record.containers:
+                container.run()
+                container.ready = behaviour.ready
+            self.record.phase = "Running"
+            self._publish()
+            if behaviour.duration is None:
+                await asyncio.Event().wait()
+            await asyncio.sleep(behaviour.duration or 0.0)
+            for container in self.record.containers:
+                container.terminate(behaviour.exit_code, behaviour.termination_message)
+            if not restarts(self._policy, behaviour.exit_code):
+                self.record.finish()
+                self._publish()
+                return
+            for container in self.record.containers:
+                container.restart_pending()
+            self._publish()
+            await asyncio.sleep(self._backoff.delay(self.record.containers[0].restart_count))
+
+    async def stop(self, grace: float) -> None:
+        """Nothing runs, so nothing to stop."""
+
+    def logs(self, container: str) -> str:
+        """The behaviour's log text."""
+        return self._behaviour.logs
+
+
+@dataclass
+class _PodHandle:
+    uid: str
+    namespace: str
+    name: str
+    runner: PodRunner
+    files: PodFiles | None
+    grace: float
+    task: asyncio.Task[None] | None = None
+    retiring: bool = False
+
+
+class Kubelet:
+    """Runs the cluster's pods on the single node "local" and reports their status."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        mode: str = "simulated",
+        rules: SimulationRules | None = None,
+        image_map: ImageMap | None = None,
+        state_dir: Path,
+        backoff: Backoff | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"kubelet mode must be one of {MODES}, not {mode!r}")
+        self.store = store
+        self.mode = mode
+        self.rules = rules or SimulationRules()
+        self.image_map = image_map or ImageMap()
+        self.state_dir = state_dir
+        self.backoff = backoff or Backoff()
+        self.extra_env = dict(extra_env or {})
+        self._pods: dict[str, _PodHandle] = {}
+        self._retirements: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Run pods as they appear and stop them as they are deleted, until cancelled."""
+        try:
+            await watch_forever(self.store, "", "pods", self._on_event)
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self, grace_cap: float = 5.0) -> None:
+        """Stop every pod's containers: SIGTERM, then SIGKILL after at most grace_cap seconds."""
+        handles = list(self._pods.values())
+        self._pods.clear()
+        for handle in handles:
+            handle.grace = min(handle.grace, grace_cap)
+        await asyncio.gather(*(self._retire(h, publish=False) for h in handles))
+        await asyncio.gather(*self._retirements, return_exceptions=True)
+
+    def read_log(self, namespace: str, name: str, container: str | None) -> str:
+        """The log of a pod's container (the first container when none is named)."""
+        for handle in self._pods.values():
+            if (handle.namespace, handle.name) == (namespace, name):
+                records = handle.runner.record.containers + handle.runner.record.init_containers
+                names = [r.name for r in records]
+                chosen = container or (names[0] if names else "")
+                if chosen not in names:
+                    raise ApiError(
+                        400, "BadRequest", f"container {chosen} is not valid for pod {name}"
+                    )
+                return handle.runner.logs(chosen)
+        return ""
+
+    def mode_for(self, pod: Mapping[str, Any]) -> str:
+        """simulated or process, for one pod."""
+        annotations = (pod.get("metadata") or {}).get("annotations") or {}
+        mode = annotations.get(MODE_ANNOTATION, self.mode)
+        if mode == "process" and self.image_map.covers(pod):
+            return "process"
+        return "simulated"
+
+    def _on_event(self, event_type: str, pod: dict[str, Any]) -> None:
+        metadata = pod.get("metadata") or {}
+        handle = self._pods.get(metadata.get("uid", ""))
+        if event_type == "DELETED":
+            if handle is not None:
+                self._pods.pop(handle.uid, None)
+                self._spawn_retirement(handle, publish=False)
+            return
+        if metadata.get("deletionTimestamp"):
+            if handle is not None and not handle.retiring:
+                self._spawn_retirement(handle, publish=True)
+            return
+        if handle is None and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            self._start(pod)
+
+    def _start(self, pod: dict[str, Any]) -> None:
+        metadata = pod["metadata"]
+        namespace, name, uid = (
+            metadata.get("namespace", "default"),
+            metadata["name"],
+            metadata["uid"],
+        )
+        record = PodRecord.for_pod(pod)
+        mode = self.mode_for(pod)
+        files = (
+            PodFiles(
+                self.state_dir / "pods" / f"{namespace}_{name}_{uid[:8]}",
+                self.state_dir / "volumes",
+            )
+            if mode == "process"
+            else None
+        )
+
+        def publish() -> None:
+            if (handle := self._pods.get(uid)) is not None:
+                self._write_status(handle)
+
+        runner: PodRunner
+        if files is not None:
+            runner = ProcessPod(
+                pod,
+                record,
+                store=self.store,
+                image_map=self.image_map,
+                files=files,
+                backoff=self.backoff,
+                publish=publish,
+                announce_ports=lambda ports: self._annotate_ports(namespace, name, ports),
+                extra_env=self.extra_env,
+            )
+        else:
+            behaviour = self.rules.behaviour_for(pod)
+            runner = SimulatedPod(pod, record, behaviour, backoff=self.backoff, publish=publish)
+        # The pod's own grace period: the store records deletions with a grace period of 0.
+        grace = float((pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE))
+        handle = _PodHandle(uid, namespace, name, runner, files, grace)
+        self._pods[uid] = handle
+        self._bind(handle, pod)
+        publish()
+        handle.task = asyncio.create_task(handle.runner.run(), name=f"pod {namespace}/{name}")
+        handle.task.add_done_callback(lambda task: self._on_runner_done(handle, task))
+
+    def _bind(self, handle: _PodHandle, pod: dict[str, Any]) -> None:
+        """Schedule the pod to the node, as the scheduler's binding would."""
+        if (pod.get("spec") or {}).get("nodeName") == NODE_NAME:
+            return
+        with contextlib.suppress(ApiError):
+            self.store.patch(
+                "",
+                "pods",
+                handle.namespace,
+                handle.name,
+                {"spec": {"nodeName": NODE_NAME}},
+                "application/merge-patch+json",
+            )
+
+    def _on_runner_done(self, handle: _PodHandle, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error(
+            "pod %s/%s failed in the kubelet",
+            handle.namespace,
+            handle.name,
+            exc_info=task.exception(),
+        )
+        handle.runner.record.reason = "KubeletError"
+        handle.runner.record.message = str(task.exception())
+        handle.runner.record.kill(1)
+        self._write_status(handle)
+
+    def _spawn_retirement(self, handle: _PodHandle, *, publish: bool) -> None:
+        handle.retiring = True
+        task = asyncio.create_task(self._retire(handle, publish=publish))
+        self._retirements.add(task)
+        task.add_done_callback(self._retirements.discard)
+
+    async def _retire(self, handle: _PodHandle, *, publish: bool) -> None:
+        """Stop a pod's containers; publish its final status while the pod still exists."""
+        handle.retiring = True
+        await handle.runner.stop(handle.grace)
+        if handle.task is not None:
+            handle.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await handle.task
+        if publish:
+            handle.runner.record.kill()
+            self._write_status(handle)
+        elif handle.files is not None:
+            shutil.rmtree(handle.files.root, ignore_errors=True)
+
+    def _write_status(self, handle: _PodHandle) -> None:
+        try:
+            pod = self.store.get("", "pods", handle.namespace, handle.name)
+        except ApiError:
+            return
+        if pod["metadata"].get("uid") != handle.uid:
+            return
+        status = pod_status(pod.get("status"), handle.runner.record)
+        if status == pod.get("status"):
+            return
+        pod["status"] = status
+        try:
+            self.store.replace("", "pods", handle.namespace, handle.name, pod, subresource="status")
+        except ApiError as error:
+            log.debug("status of pod %s/%s not written: %s", handle.namespace, handle.name, error)
+
+    def _annotate_ports(self, namespace: str, name: str, ports: Mapping[str, int]) -> None:
+        patch = {"metadata": {"annotations": {PORTS_ANNOTATION: json.dumps(dict(ports))}}}
+        with contextlib.suppress(ApiError):
+            self.store.patch("", "pods", namespace, name, patch, "application/merge-patch+json")

@@ -1,0 +1,186 @@
+"""The Service proxy: local ports per Service port, round-robin over ready process pods."""
+
+from __future__ import annotations
+
+import collections
+import json
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from gyre_local.cluster import LocalCluster, running_cluster, wait_for
+
+pytestmark = pytest.mark.cluster
+NS = "default"
+
+ECHO_SERVER = """
+import http.server, json, os
+
+class Echo(http.server.BaseHTTPRequestHandler):
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode()
+        reply = {"pod": os.environ["HOSTNAME"], "version": os.environ["VERSION"],
+                 "method": self.command, "path": self.path, "body": body,
+                 "header": self.headers.get("X-Test")}
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Echo).serve_forever()
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    options = {"kubelet": "process", "image_map": {"local/python": sys.executable}}
+    with running_cluster(**options) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def apps(cluster: LocalCluster) -> client.AppsV1Api:
+    return client.AppsV1Api(cluster.api_client())
+
+
+@pytest.fixture(scope="module")
+def core(cluster: LocalCluster) -> client.CoreV1Api:
+    return client.CoreV1Api(cluster.api_client())
+
+
+def echo_deployment(name: str, replicas: int, version: str, app: str) -> dict[str, Any]:
+    container = {
+        "name": "echo",
+        "image": "local/python",
+        "command": ["python", "-c", ECHO_SERVER],
+        "env": [{"name": "VERSION", "value": version}],
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 1},
+    }
+    labels = {"app": app, "version": version}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        },
+    }
+
+
+def service(name: str, app: str) -> dict[str, Any]:
+    port = {"name": "web", "port": 80, "targetPort": "http"}
+    return {"metadata": {"name": name}, "spec": {"selector": {"app": app}, "ports": [port]}}
+
+
+def ready_addresses(core: client.CoreV1Api, name: str) -> int:
+    subsets = core.read_namespaced_endpoints(name, NS).subsets or []
+    return sum(len(s.addresses or []) for s in subsets)
+
+
+def fetch(url: str, **options: Any) -> dict[str, Any]:
+    with urllib.request.urlopen(urllib.request.Request(url, **options)) as response:
+        return dict(json.loads(response.read()))
+
+
+def test_round_robin_over_two_pods_forwards_the_request(
+    cluster: LocalCluster, apps: client.AppsV1Api, core: client.CoreV1Api
+) -> None:
+    apps.create_namespaced_deployment(NS, echo_deployment("echo", 2, "v1", "echo"))
+    core.create_namespaced_service(NS, service("echo", "echo"))
+    wait_for(lambda: ready_addresses(core, "echo") == 2)
+    url = cluster.service_url(NS, "echo")
+    annotations = core.read_namespaced_service("echo", NS).metadata.annotations
+    assert annotations["local.gyre.dev/url"] == url
+    assert json.loads(annotations["local.gyre.dev/ports"]) == {"80": int(url.rsplit(":", 1)[1])}
+    assert core.read_namespaced_service("echo", NS).spec.cluster_ip.startswith("10.96.")
+    answers = [fetch(f"{url}/v2/models?x=1") for _ in range(6)]
+    assert collections.Counter(a["pod"] for a in answers).most_common()[0][1] == 3
+    assert len({a["pod"] for a in answers}) == 2
+    assert answers[0]["path"] == "/v2/models?x=1"
+    posted = fetch(f"{url}/infer", data=b'{"inputs": []}', headers={"X-Test": "yes"})
+    assert (posted["method"], posted["body"], posted["header"]) == ("POST", '{"inputs": []}', "yes")
+
+
+def test_replica_counts_weight_a_canary(
+    cluster: LocalCluster, apps: client.AppsV1Api, core: client.CoreV1Api
+) -> None:
+    apps.create_namespaced_deployment(NS, echo_deployment("model-stable", 3, "stable", "model"))
+    apps.create_namespaced_deployment(NS, echo_deployment("model-canary", 1, "canary", "model"))
+    core.create_namespaced_service(NS, service("model", "model"))
+    wait_for(lambda: ready_addresses(core, "model") == 4)
+    url = cluster.service_url(NS, "model", "web")
+    versions = collections.Counter(fetch(url)["version"] for _ in range(8))
+    assert versions == {"stable": 6, "canary": 2}
+
+
+def test_no_ready_endpoint_is_a_clear_503(cluster: LocalCluster, core: client.CoreV1Api) -> None:
+    core.create_namespaced_service(NS, service("empty", "nobody"))
+    url = wait_for(
+        lambda: (core.read_namespaced_service("empty", NS).metadata.annotations or {}).get(
+            "local.gyre.dev/url"
+        )
+    )
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(url)
+    assert raised.value.code == 503
+    assert "no ready endpoints" in raised.value.read().decode()
+
+
+def http_route(name: str, weights: dict[str, int]) -> dict[str, Any]:
+    refs = [{"name": svc, "port": 80, "weight": weight} for svc, weight in weights.items()]
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name},
+        "spec": {
+            "parentRefs": [{"name": "gateway"}],
+            "rules": [
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/v2"}}], "backendRefs": refs}
+            ],
+        },
+    }
+
+
+def test_http_route_weights_split_traffic_exactly(
+    cluster: LocalCluster, apps: client.AppsV1Api, core: client.CoreV1Api
+) -> None:
+    custom = client.CustomObjectsApi(cluster.api_client())
+    for version in ("blue", "green"):
+        apps.create_namespaced_deployment(NS, echo_deployment(version, 1, version, version))
+        core.create_namespaced_service(NS, service(version, version))
+    wait_for(lambda: ready_addresses(core, "blue") == 1 and ready_addresses(core, "green") == 1)
+    route = http_route("split", {"blue": 90, "green": 10})
+    custom.create_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", NS, "httproutes", route
+    )
+    url = wait_for(
+        lambda: (
+            custom.get_namespaced_custom_object(
+                "gateway.networking.k8s.io", "v1", NS, "httproutes", "split"
+            )["metadata"]
+            .get("annotations", {})
+            .get("local.gyre.dev/url")
+        )
+    )
+    assert url == cluster.route_url(NS, "split")
+    versions = collections.Counter(fetch(f"{url}/v2/models/m/infer")["version"] for _ in range(20))
+    assert versions == {"blue": 18, "green": 2}
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(f"{url}/v2x")
+    assert raised.value.code == 404
