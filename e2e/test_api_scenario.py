@@ -93,3 +93,14 @@ def test_modelversion_spec_cannot_be_changed(target: Target) -> None:
     )
     assert patched.returncode != 0
     assert "immutable" in patched.stderr
+
+
+def test_printer_columns_show_key_fields_and_wide_adds_more(target: Target) -> None:
+    install_crds(target)
+    target.kubectl("apply", "-f", str(REPO / "examples" / "03-inferenceservice.yaml"))
+    header = target.kubectl("get", "gisvc").stdout.splitlines()[0].split()
+    assert header == ["NAME", "PHASE", "MODEL", "STABLE", "CANARY", "WEIGHT", "AGE"]
+    wide = target.kubectl("get", "gisvc", "-o", "wide").stdout.splitlines()[0].split()
+    assert wide == ["NAME", "PHASE", "MODEL", "STABLE", "CANARY", "WEIGHT", "URL", "AGE"]
+    row = target.kubectl("get", "gisvc", "wine").stdout.splitlines()[1].split()
+    assert row[0] == "wine" and re.fullmatch(r"\d+s", row[-1])

@@ -316,7 +316,9 @@ async def _object_request(
     if method == "GET":
         if target.subresource == "log":
             text = store.pod_log(target.namespace or "", name, request.query.get("container"))
-            return web.Response(text=text, content_type="text/plain")
+            return web.Response(
+                text=_tail(text, request.query.get("tailLines")), content_type="text/plain"
+            )
         obj = _present(
             target, store.get(group, plural, target.namespace, name, subresource=target.subresource)
         )
@@ -412,7 +414,9 @@ def _deletion_response(store: Store, target: _Target, deleted: dict[str, Any]) -
         store.get(rtype.group, rtype.plural, target.namespace, meta["name"])
     except ApiError:
         still_present = False
-    if still_present or not store.is_builtin(rtype) or rtype.kind == "Pod":
+    # Like kube-apiserver's registries with ReturnDeletedObject (pods, services, custom
+    # resources), these answer with the deleted object instead of a Status.
+    if still_present or not store.is_builtin(rtype) or rtype.kind in ("Pod", "Service"):
         return _present(target, deleted)
     details: dict[str, Any] = {"name": meta["name"]}
     if rtype.group:
@@ -540,6 +544,32 @@ def _age(timestamp: str | None) -> str:
     return f"{seconds}s"
 
 
+def _tail(text: str, tail_lines: str | None) -> str:
+    """The last tailLines lines of a log, or all of it."""
+    if tail_lines is None:
+        return text
+    try:
+        count = int(tail_lines)
+    except ValueError:
+        raise bad_request(f"tailLines must be an integer, got {tail_lines!r}") from None
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[-count:]) if count > 0 else ""
+
+
+def _pod_status(pod: dict[str, Any]) -> str:
+    """The STATUS kubectl shows: a waiting or terminated container's reason, else the phase."""
+    status = pod.get("status") or {}
+    if pod["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    for container in status.get("containerStatuses") or []:
+        state = container.get("state") or {}
+        for key in ("waiting", "terminated"):
+            reason = (state.get(key) or {}).get("reason")
+            if reason:
+                return str(reason)
+    return str(status.get("phase", "Pending"))
+
+
 def _pod_ready(pod: dict[str, Any]) -> str:
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     total = len((pod.get("spec") or {}).get("containers") or [])
@@ -556,7 +586,7 @@ _AGE_COLUMN: Column = ("Age", "string", lambda o: _age(o["metadata"].get("creati
 _BUILTIN_COLUMNS: dict[str, list[Column]] = {
     "Pod": [
         ("Ready", "string", _pod_ready),
-        ("Status", "string", lambda o: _json_path(o, ".status.phase")),
+        ("Status", "string", _pod_status),
         ("Restarts", "integer", _pod_restarts),
     ],
     "Deployment": [

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from gyre_local import demo
 from gyre_local.cluster import LocalCluster
 from gyre_local.controllers import EventHandler, watch_forever
 from gyre_local.kubelet import MODES
@@ -53,12 +54,15 @@ def parser() -> argparse.ArgumentParser:
         metavar="IMAGE=EXECUTABLE",
         help="run IMAGE as the local EXECUTABLE in process mode (repeatable)",
     )
+    demo.add_parser(commands)
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `gyre local`; returns the exit status."""
     args = parser().parse_args(argv)
+    if args.command == "demo":
+        return demo.run(args)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     image_map: dict[str, str] = {}
     for item in args.image:

@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
         "default: every namespace",
     )
     run.add_argument(
+        "--kubeconfig",
+        help="kubeconfig file to use (default: KUBECONFIG, ~/.kube/config, or in-cluster)",
+    )
+    run.add_argument(
         "--metrics-port", type=int, default=8080, help="port of /metrics (default 8080)"
     )
     run.add_argument(
@@ -70,25 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_operator(args: argparse.Namespace) -> int:
+def run_operator(
+    config: OperatorConfig, *, log_format: str = "full", verbose: bool = False, debug: bool = False
+) -> int:
     """Run the kopf operator until it is stopped."""
     import kopf
 
     import gyre_operator.main  # noqa: F401  (registers the kopf handlers)
     from gyre_operator.metrics import serve_metrics
 
-    config = OperatorConfig(
-        namespaces=tuple(args.namespace),
-        artifact_root=args.artifact_root,
-        runtime_image=args.runtime_image,
-        metrics_port=args.metrics_port,
-        health_port=args.health_port,
-    )
-    kopf.configure(
-        debug=args.debug,
-        verbose=args.verbose,
-        log_format=kopf.LogFormat[args.log_format.upper()],
-    )
+    kopf.configure(debug=debug, verbose=verbose, log_format=kopf.LogFormat[log_format.upper()])
     serve_metrics(config.metrics_port)
     kopf.run(
         standalone=True,
@@ -98,6 +93,19 @@ def run_operator(args: argparse.Namespace) -> int:
         memo=kopf.Memo(config=config),
     )
     return 0
+
+
+def operator_command(args: argparse.Namespace) -> int:
+    """`gyre operator`: the operator with the settings from its flags."""
+    config = OperatorConfig(
+        namespaces=tuple(args.namespace),
+        artifact_root=args.artifact_root,
+        runtime_image=args.runtime_image,
+        metrics_port=args.metrics_port,
+        health_port=args.health_port,
+        kubeconfig=args.kubeconfig,
+    )
+    return run_operator(config, log_format=args.log_format, verbose=args.verbose, debug=args.debug)
 
 
 def run_crds(args: argparse.Namespace) -> int:
@@ -119,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(local_main(argv[1:]))
     args = build_parser().parse_args(argv)
     if args.command == "operator":
-        return run_operator(args)
+        return operator_command(args)
     return run_crds(args)
 
 

@@ -16,6 +16,7 @@ class OperatorConfig:
     runtime_image: str = DEFAULT_RUNTIME_IMAGE
     metrics_port: int = 8080
     health_port: int = 8081
+    kubeconfig: str | None = None
 
     @property
     def clusterwide(self) -> bool:

@@ -12,7 +12,9 @@ from typing import Any
 import kopf
 
 from gyre_operator.api import GROUP, RESOURCES, VERSION, GyreResource
+from gyre_operator.config import OperatorConfig
 from gyre_operator.controllers.observe import parse, reconciling
+from gyre_operator.kube import connection_from_kubeconfig
 
 Handler = Callable[..., Awaitable[None]]
 
@@ -26,6 +28,16 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.INFO
+
+
+@kopf.on.login()
+def login(memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Connect with --kubeconfig when given, else as kubectl would (KUBECONFIG or in-cluster)."""
+    config: OperatorConfig = memo.config
+    if config.kubeconfig is None:
+        info: kopf.ConnectionInfo | None = kopf.login_via_client(logger=logger, **kwargs)
+        return info
+    return connection_from_kubeconfig(config.kubeconfig)
 
 
 def observe_handler(resource: type[GyreResource]) -> Handler:
