@@ -27,19 +27,7 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = root.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="run the local cluster in the foreground")
-    up.add_argument(
-        "--kubelet",
-        choices=MODES,
-        default="process",
-        help="run pods as local processes (default) or only simulate them",
-    )
-    up.add_argument("--port", type=int, default=0, help="API server port (default: any free)")
-    up.add_argument(
-        "--state-dir",
-        type=Path,
-        default=DEFAULT_STATE_DIR,
-        help=f"kubeconfig, pod directories and logs (default: {DEFAULT_STATE_DIR})",
-    )
+    add_cluster_arguments(up, state_dir=DEFAULT_STATE_DIR)
     up.add_argument(
         "--crds",
         type=Path,
@@ -54,8 +42,42 @@ def parser() -> argparse.ArgumentParser:
         metavar="IMAGE=EXECUTABLE",
         help="run IMAGE as the local EXECUTABLE in process mode (repeatable)",
     )
-    demo.add_parser(commands)
+    demo_command = commands.add_parser(
+        "demo",
+        help="start the local cluster, apply Gyre's CRDs and examples, run the operator on it",
+    )
+    add_cluster_arguments(demo_command, state_dir=None)
+    demo_command.add_argument(
+        "--examples",
+        type=Path,
+        default=demo.EXAMPLES_DIR,
+        help="directory of manifests to apply (default: %(default)s)",
+    )
+    demo_command.add_argument(
+        "--metrics-port", type=int, default=8080, help="operator /metrics port"
+    )
+    demo_command.add_argument(
+        "--health-port", type=int, default=8081, help="operator /healthz port"
+    )
     return root
+
+
+def add_cluster_arguments(command: argparse.ArgumentParser, *, state_dir: Path | None) -> None:
+    """The --kubelet, --port and --state-dir options of commands that start the cluster."""
+    command.add_argument(
+        "--kubelet",
+        choices=MODES,
+        default="process",
+        help="run pods as local processes (default) or only simulate them",
+    )
+    command.add_argument("--port", type=int, default=0, help="API server port (default: any free)")
+    command.add_argument(
+        "--state-dir",
+        type=Path,
+        default=state_dir,
+        help="kubeconfig, pod directories and logs (default: "
+        f"{state_dir or 'a new temporary directory'})",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,34 +19,6 @@ from gyre_operator.crdgen import REPO_ROOT, build_crd
 EXAMPLES_DIR = REPO_ROOT / "examples"
 
 
-def add_parser(commands: Any) -> None:
-    """Register the `demo` subcommand on `gyre local`'s subparsers."""
-    demo = commands.add_parser(
-        "demo",
-        help="start the local cluster, apply Gyre's CRDs and examples, run the operator on it",
-    )
-    demo.add_argument(
-        "--kubelet",
-        choices=("process", "simulated"),
-        default="process",
-        help="run pods as local processes (default) or only simulate them",
-    )
-    demo.add_argument("--port", type=int, default=0, help="API server port (default: any free)")
-    demo.add_argument(
-        "--state-dir",
-        type=Path,
-        help="kubeconfig, pod directories, logs and artifacts (default: a new temporary directory)",
-    )
-    demo.add_argument(
-        "--examples",
-        type=Path,
-        default=EXAMPLES_DIR,
-        help="directory of manifests to apply (default: %(default)s)",
-    )
-    demo.add_argument("--metrics-port", type=int, default=8080, help="operator /metrics port")
-    demo.add_argument("--health-port", type=int, default=8081, help="operator /healthz port")
-
-
 def manifests(directory: Path) -> list[dict[str, Any]]:
     """The objects of every YAML file in a directory, in file name order."""
     return [
