@@ -66,6 +66,7 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ),
     ("run-no-trainer", "TrainingRun", {"spec.trainer.algorithm": DELETE}, "spec.trainer"),
     ("run-gate-unbounded", "TrainingRun", {"spec.gates[0].min": DELETE}, "spec.gates[0]"),
+    ("run-duplicate-gate", "TrainingRun", {"spec.gates[1].metric": "accuracy"}, "spec.gates"),
     ("run-split", "TrainingRun", {"spec.trainer.validationFraction": 1.0}, "validationFraction"),
     ("run-deadline", "TrainingRun", {"spec.activeDeadlineSeconds": 0}, "activeDeadlineSeconds"),
     ("run-digest", "TrainingRun", {"spec.datasetRef.digest": "abc"}, "spec.datasetRef.digest"),

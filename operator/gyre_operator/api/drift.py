@@ -26,7 +26,7 @@ from gyre_operator.api.resource import (
     PrinterColumn,
     cel_rules,
 )
-from gyre_operator.api.training import DatasetReference, Gate, Trainer
+from gyre_operator.api.training import DatasetReference, Gates, Trainer
 
 SCHEDULE_CHOICE = "set exactly one of schedule and interval"
 WINDOW_CHOICE = "set exactly one of requests and duration"
@@ -151,7 +151,7 @@ class TrainingRunTemplate(GyreModel):
         description="When absent, the trainer of the TrainingRun that made the served model.",
     )
     resources: ResourceRequirements | None = Field(default=None, description="Compute resources.")
-    gates: list[Gate] | None = Field(
+    gates: Gates | None = Field(
         default=None, description="When absent, the gates of the run that made the served model."
     )
     active_deadline_seconds: int | None = Field(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from gyre_operator.api.common import (
     INT32_MAX,
@@ -118,6 +118,27 @@ class Gate(GyreModel):
         return self
 
 
+def _unique_metrics(gates: list[Gate]) -> list[Gate]:
+    metrics = [g.metric for g in gates]
+    repeated = sorted({m for m in metrics if metrics.count(m) > 1})
+    if repeated:
+        raise ValueError(f"one gate per metric: {', '.join(repeated)} repeated")
+    return gates
+
+
+Gates = Annotated[
+    list[Gate],
+    AfterValidator(_unique_metrics),
+    Field(
+        max_length=32,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["metric"],
+        },
+    ),
+]
+
+
 class TrainingRunSpec(GyreModel):
     """The desired state of a TrainingRun."""
 
@@ -138,9 +159,8 @@ class TrainingRunSpec(GyreModel):
         le=INT32_MAX,
         description="The run fails with reason DeadlineExceeded after this many seconds.",
     )
-    gates: list[Gate] = Field(
+    gates: Gates = Field(
         default_factory=list,
-        max_length=32,
         description="Metric bounds the model must meet; otherwise the run fails with reason "
         "GateNotMet and no ModelVersion is registered.",
     )
