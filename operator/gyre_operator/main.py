@@ -20,8 +20,9 @@ Handler = Callable[..., Awaitable[None]]
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Keep kopf's bookkeeping under the gyre.dev prefix and post events as the operator."""
+    memo.setdefault("config", OperatorConfig())  # defaults under a plain `kopf run`
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -58,12 +59,12 @@ def observe_handler(resource: type[GyreResource]) -> Handler:
                 body.metadata.get("generation"),
             )
 
-    observe.__name__ = f"observe_{resource.info.singular}"
     return observe
 
 
 for _resource in RESOURCES:
     _handler = observe_handler(_resource)
-    kopf.on.resume(GROUP, VERSION, _resource.info.plural)(_handler)
-    kopf.on.create(GROUP, VERSION, _resource.info.plural)(_handler)
-    kopf.on.update(GROUP, VERSION, _resource.info.plural, field="spec")(_handler)
+    _id = f"observe-{_resource.info.singular}"
+    kopf.on.resume(GROUP, VERSION, _resource.info.plural, id=_id)(_handler)
+    kopf.on.create(GROUP, VERSION, _resource.info.plural, id=_id)(_handler)
+    kopf.on.update(GROUP, VERSION, _resource.info.plural, field="spec", id=_id)(_handler)
