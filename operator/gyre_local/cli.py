@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         image_map=image_map,
         crds=args.crds,
     )
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         asyncio.run(_up(cluster, sys.stdout))
     return 0
 

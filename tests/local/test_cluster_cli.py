@@ -67,7 +67,10 @@ def kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
-def test_up_runs_until_interrupted_and_stops_its_processes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_up_runs_until_interrupted_and_stops_its_processes(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
     command = [
         sys.executable,
         "-c",
@@ -90,7 +93,7 @@ def test_up_runs_until_interrupted_and_stops_its_processes(tmp_path: Path) -> No
         assert announced.split(": ", 1)[1].startswith("http://127.0.0.1:")
         kubectl(kubeconfig, "wait", "--for=condition=Ready", "pod/sleeper", "--timeout=30s")
         pid = int(kubectl(kubeconfig, "logs", "sleeper").split()[0])
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         assert process.wait(timeout=30) == 0
         assert lines.until("gyre local cluster stopped")
         with pytest.raises(ProcessLookupError):
