@@ -17,6 +17,7 @@ import yaml
 from aiohttp import web
 
 from gyre_local.apiserver import create_app
+from gyre_local.cluster import LocalCluster, running_cluster
 from gyre_local.store import Store
 
 T = TypeVar("T")
@@ -193,3 +194,28 @@ def widget_crd(kube_client: kubernetes.client.ApiClient) -> dict[str, Any]:
         api.create_custom_resource_definition(WIDGET_CRD)
     )
     return created
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    """A local cluster with a simulated kubelet, shared by a test module."""
+    with running_cluster() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def core(cluster: LocalCluster) -> kubernetes.client.CoreV1Api:
+    """The core/v1 API of the module's cluster."""
+    return kubernetes.client.CoreV1Api(cluster.api_client())
+
+
+@pytest.fixture(scope="module")
+def apps(cluster: LocalCluster) -> kubernetes.client.AppsV1Api:
+    """The apps/v1 API of the module's cluster."""
+    return kubernetes.client.AppsV1Api(cluster.api_client())
+
+
+@pytest.fixture(scope="module")
+def batch(cluster: LocalCluster) -> kubernetes.client.BatchV1Api:
+    """The batch/v1 API of the module's cluster."""
+    return kubernetes.client.BatchV1Api(cluster.api_client())

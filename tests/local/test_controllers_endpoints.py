@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from gyre_local.cluster import LocalCluster, running_cluster, wait_for
+from gyre_local.cluster import LocalCluster, wait_for
 from gyre_local.kubelet import Behaviour
 
 pytestmark = pytest.mark.cluster
 NS = "default"
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    with running_cluster() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def core(cluster: LocalCluster) -> client.CoreV1Api:
-    return client.CoreV1Api(cluster.api_client())
 
 
 def pod(name: str, labels: dict[str, str]) -> dict[str, Any]:

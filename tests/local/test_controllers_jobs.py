@@ -22,16 +22,6 @@ def cluster() -> Iterator[LocalCluster]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def batch(cluster: LocalCluster) -> client.BatchV1Api:
-    return client.BatchV1Api(cluster.api_client())
-
-
-@pytest.fixture(scope="module")
-def core(cluster: LocalCluster) -> client.CoreV1Api:
-    return client.CoreV1Api(cluster.api_client())
-
-
 def job(name: str, *, annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
     restart_policy = spec.pop("restart_policy", "Never")
     return {

@@ -51,16 +51,6 @@ def cluster() -> Iterator[LocalCluster]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def apps(cluster: LocalCluster) -> client.AppsV1Api:
-    return client.AppsV1Api(cluster.api_client())
-
-
-@pytest.fixture(scope="module")
-def core(cluster: LocalCluster) -> client.CoreV1Api:
-    return client.CoreV1Api(cluster.api_client())
-
-
 def echo_deployment(name: str, replicas: int, version: str, app: str) -> dict[str, Any]:
     container = {
         "name": "echo",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -125,7 +126,7 @@ def _deliver(handle: EventHandler, event_type: str, obj: dict[str, Any]) -> None
         log.exception("handling %s of %s failed", event_type, obj.get("metadata", {}).get("name"))
 
 
-class Controller:
+class Controller(ABC):
     """A level-based controller: a deduplicating work queue of keys and a reconcile function.
 
     Subclasses set `resource` (group, plural) of the primary kind, may add `sources` mapping
@@ -145,9 +146,9 @@ class Controller:
         """(group, plural, object -> primary keys) for each watched kind besides the primary."""
         return ()
 
+    @abstractmethod
     def reconcile(self, namespace: str, name: str) -> float | None:
         """Drive one object towards its desired state; return seconds until a recheck, or None."""
-        raise NotImplementedError
 
     def enqueue(self, key: Key, after: float = 0.0) -> None:
         """Queue a key now or after a delay (the earliest pending delay wins)."""
