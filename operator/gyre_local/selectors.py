@@ -95,24 +95,6 @@ def labels_match(selector: LabelSelector, labels: Mapping[str, str] | None) -> b
     return all(r.matches(present) for r in selector)
 
 
-def from_label_selector_object(selector: Mapping[str, Any] | None) -> LabelSelector:
-    """Convert a metav1.LabelSelector dict (matchLabels/matchExpressions) to requirements."""
-    if not selector:
-        return ()
-    requirements = [
-        Requirement(key, "in", frozenset([value]))
-        for key, value in (selector.get("matchLabels") or {}).items()
-    ]
-    operators = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!exists"}
-    for expression in selector.get("matchExpressions") or []:
-        operator = operators.get(expression.get("operator", ""))
-        if operator is None:
-            raise SelectorError(f"{expression.get('operator')!r} is not a valid selector operator")
-        values = frozenset(expression.get("values") or [])
-        requirements.append(Requirement(expression["key"], operator, values))
-    return tuple(requirements)
-
-
 @dataclass(frozen=True)
 class FieldRequirement:
     """One term of a field selector."""

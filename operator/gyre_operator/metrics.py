@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Histogram, start_http_server
 
 RECONCILE_DURATION = Histogram(
     "gyre_reconcile_duration_seconds",
@@ -13,11 +13,6 @@ RECONCILE_ERRORS = Counter(
     "gyre_reconcile_errors_total",
     "Reconciles that ended in an error.",
     ["kind", "reason"],
-)
-RESOURCES_BY_PHASE = Gauge(
-    "gyre_resources",
-    "Gyre objects the operator knows, by kind and phase.",
-    ["kind", "phase"],
 )
 
 
