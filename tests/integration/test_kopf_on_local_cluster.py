@@ -184,3 +184,75 @@ def test_kopf_operator_lifecycle(cluster: LocalCluster) -> None:
     finally:
         stop.set()
         thread.join(15)
+
+
+CLUSTER_PEERING_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "clusterkopfpeerings.kopf.dev"},
+    "spec": {
+        "group": "kopf.dev",
+        "scope": "Cluster",
+        "names": {"kind": "ClusterKopfPeering", "plural": "clusterkopfpeerings"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "status": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def test_kopf_peering_registers_the_operator(cluster: LocalCluster) -> None:
+    client.ApiextensionsV1Api(cluster.api_client()).create_custom_resource_definition(
+        CLUSTER_PEERING_CRD
+    )
+    api = client.CustomObjectsApi(cluster.api_client())
+    api.create_cluster_custom_object(
+        "kopf.dev",
+        "v1",
+        "clusterkopfpeerings",
+        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "gyre"}},
+    )
+    stop = threading.Event()
+    registry = build_registry(cluster.url, {})
+
+    def run() -> None:
+        asyncio.run(
+            kopf.operator(
+                registry=registry,
+                clusterwide=True,
+                peering_name="gyre",
+                priority=7,
+                stop_flag=stop,
+            )
+        )
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+
+        def peers() -> dict[str, Any]:
+            peering: dict[str, Any] = api.get_cluster_custom_object(
+                "kopf.dev", "v1", "clusterkopfpeerings", "gyre"
+            )
+            return dict(peering.get("status") or {})
+
+        registered = wait_for(peers)
+        assert [peer["priority"] for peer in registered.values()] == [7]
+    finally:
+        stop.set()
+        thread.join(15)
