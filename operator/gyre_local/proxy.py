@@ -170,29 +170,29 @@ class ServiceProxy:
         wanted = {URL_ANNOTATION: url, PORTS_ANNOTATION: json.dumps(ports, sort_keys=True)}
         if all(annotations.get(k) == v for k, v in wanted.items()):
             return
-        with contextlib.suppress(ApiError):
-            self.store.patch(
-                "",
-                "services",
-                namespace,
-                name,
-                {"metadata": {"annotations": wanted}},
-                "application/merge-patch+json",
-            )
+        self._patch_service(namespace, name, {"metadata": {"annotations": wanted}})
 
     def _record_load_balancer(self, namespace: str, name: str, service: dict[str, Any]) -> None:
         ingress = [{"ip": self.host}]
         if ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") == ingress:
             return
+        self._patch_service(
+            namespace, name, {"status": {"loadBalancer": {"ingress": ingress}}}, "status"
+        )
+
+    def _patch_service(
+        self, namespace: str, name: str, patch: dict[str, Any], subresource: str | None = None
+    ) -> None:
+        """Merge-patch a Service; a Service deleted meanwhile is no error."""
         with contextlib.suppress(ApiError):
             self.store.patch(
                 "",
                 "services",
                 namespace,
                 name,
-                {"status": {"loadBalancer": {"ingress": ingress}}},
+                patch,
                 "application/merge-patch+json",
-                subresource="status",
+                subresource=subresource,
             )
 
     def pick(
