@@ -4,7 +4,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
 COPY runtimes/ runtimes/
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[operator]"
 
 FROM python:3.11-slim
 RUN useradd --uid 65532 --no-create-home gyre
