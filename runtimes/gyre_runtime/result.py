@@ -19,10 +19,11 @@ DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 class RuntimeFailure(Exception):
     """Bad input or a failed check: the runtime exits 1 and reports reason and message."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, **details: Any) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = " ".join(message.split())
+        self.details = details
 
 
 def termination_path() -> Path:
@@ -40,9 +41,11 @@ def encode(result: Mapping[str, Any]) -> str:
 
 def failure_message(failure: RuntimeFailure) -> str:
     """The one-line JSON reported for a failure, its message cut to fit the limit."""
-    room = TERMINATION_LIMIT - len(encode({"reason": failure.reason, "message": ""}))
-    message = failure.message.encode()[:room].decode(errors="ignore")
-    return encode({"reason": failure.reason, "message": message})
+    base = {**failure.details, "reason": failure.reason, "message": ""}
+    if len(json.dumps(base, separators=(",", ":")).encode()) > TERMINATION_LIMIT // 2:
+        base = {"reason": failure.reason, "message": ""}  # details too large: keep the line
+    room = TERMINATION_LIMIT - len(encode(base).encode())
+    return encode({**base, "message": failure.message.encode()[:room].decode(errors="ignore")})
 
 
 def write_termination_message(text: str) -> None:
