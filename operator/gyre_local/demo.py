@@ -14,9 +14,9 @@ from gyre_local.cluster import LocalCluster
 from gyre_operator.api import RESOURCES
 from gyre_operator.cli import run_operator
 from gyre_operator.config import OperatorConfig
-from gyre_operator.crdgen import REPO_ROOT, build_crd
+from gyre_operator.crdgen import build_crd
 
-EXAMPLES_DIR = REPO_ROOT / "examples"
+EXAMPLES_DIR = Path("examples")
 
 
 def manifests(directory: Path) -> list[dict[str, Any]]:

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         "crds",
         help="regenerate the CRDs from the API types",
         description="Write the CustomResourceDefinitions generated from gyre_operator.api into "
-        "crds/ and charts/gyre/crds/, or into --output.",
+        "crds/ and charts/gyre/crds/ of the checkout in the current directory, or into --output.",
     )
     crds.add_argument("--output", type=Path, help="write the CRDs into this directory instead")
 
@@ -112,6 +112,12 @@ def run_crds(args: argparse.Namespace) -> int:
     """Regenerate the CRD files and print where they went."""
     from gyre_operator.crdgen import CRD_DIRS, write_crds
 
+    if args.output is None and not CRD_DIRS[0].is_dir():
+        print(
+            "gyre crds: no crds/ here: run it from the root of a Gyre checkout, or pass --output",
+            file=sys.stderr,
+        )
+        return 2
     directories = (args.output,) if args.output else CRD_DIRS
     for path in write_crds(directories):
         print(path)

@@ -9,8 +9,8 @@ import yaml
 
 from gyre_operator.api import GROUP, RESOURCES, VERSION, GyreResource
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CRD_DIRS = (REPO_ROOT / "crds", REPO_ROOT / "charts" / "gyre" / "crds")
+# Where `gyre crds` writes, relative to the root of a checkout.
+CRD_DIRS = (Path("crds"), Path("charts") / "gyre" / "crds")
 REGENERATE_COMMAND = "gyre crds"
 
 # JSON Schema keywords that a structural OpenAPI v3 schema in a CRD does not carry.
@@ -146,7 +146,7 @@ def render_crds() -> dict[str, str]:
     }
 
 
-def write_crds(directories: tuple[Path, ...] = CRD_DIRS) -> list[Path]:
+def write_crds(directories: tuple[Path, ...]) -> list[Path]:
     """Write every CRD into each directory, removing stale generated files; returns the paths."""
     rendered = render_crds()
     written = []

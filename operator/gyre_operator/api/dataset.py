@@ -181,7 +181,7 @@ class Dataset(GyreResource):
     info: ClassVar[KindInfo] = KindInfo(
         kind="Dataset",
         plural="datasets",
-        short_names=("ds",),
+        short_names=("gds",),
         description="A Dataset says where training data lives and what it must look like. "
         "Gyre profiles it; each content digest becomes a version and the drift reference "
         "for models trained on it.",

@@ -290,7 +290,7 @@ class DriftMonitor(GyreResource):
     info: ClassVar[KindInfo] = KindInfo(
         kind="DriftMonitor",
         plural="driftmonitors",
-        short_names=("dm",),
+        short_names=("gdm",),
         description="A DriftMonitor compares an InferenceService's logged inputs with the "
         "training data's profile on a schedule and, when the data has drifted, creates a "
         "TrainingRun whose result rolls out as a canary.",

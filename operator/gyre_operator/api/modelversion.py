@@ -152,7 +152,7 @@ class ModelVersion(GyreResource):
     info: ClassVar[KindInfo] = KindInfo(
         kind="ModelVersion",
         plural="modelversions",
-        short_names=("mv",),
+        short_names=("gmv",),
         description="A ModelVersion is an immutable, registered model artifact with its "
         "signature, metrics and lineage, like a model version in a model registry.",
         printer_columns=(

@@ -200,7 +200,7 @@ class TrainingRun(GyreResource):
     info: ClassVar[KindInfo] = KindInfo(
         kind="TrainingRun",
         plural="trainingruns",
-        short_names=("tr",),
+        short_names=("gtr",),
         description="A TrainingRun trains one model on a pinned Dataset version in a Job and, "
         "when the gates pass, registers the result as a ModelVersion.",
         printer_columns=(
