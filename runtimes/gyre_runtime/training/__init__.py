@@ -1,0 +1,1 @@
+"""The built-in trainer: algorithms, data preparation, metrics and ONNX export."""
