@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import posixpath
 import re
@@ -178,15 +179,43 @@ def _chunks(uri: str, stream: IO[bytes]) -> Iterator[bytes]:
         yield chunk
 
 
-def _read(uri: str, keep: bool) -> tuple[bytes, str]:
-    digest = hashlib.sha256()
-    kept: list[bytes] = []
-    with open_input(uri) as stream:
-        for chunk in _chunks(uri, stream):
-            digest.update(chunk)
-            if keep:
-                kept.append(chunk)
-    return b"".join(kept), digest.hexdigest()
+class HashingReader(io.RawIOBase):
+    """A read-only stream over a URI that computes the sha256 of what passes through it."""
+
+    def __init__(self, uri: str, raw: IO[bytes]) -> None:
+        super().__init__()
+        self.uri = uri
+        self._raw = raw
+        self._digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        """Always true: the stream is for reading."""
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read up to size bytes (all when negative), hashing them."""
+        chunk = _guard(self.uri, "read", lambda: self._raw.read(-1 if size is None else size))
+        self._digest.update(chunk)
+        return chunk
+
+    def readinto(self, buffer: Any) -> int:
+        """Read into a writable buffer, hashing what was read."""
+        chunk = self.read(len(memoryview(buffer)))
+        memoryview(buffer).cast("B")[: len(chunk)] = chunk
+        return len(chunk)
+
+    def hexdigest(self) -> str:
+        """The sha256 (hex) of the whole content: what is left unread is read first."""
+        while self.read(CHUNK_SIZE):
+            pass
+        return self._digest.hexdigest()
+
+
+@contextlib.contextmanager
+def open_hashed(uri: str) -> Iterator[HashingReader]:
+    """Open a URI for a streaming read that hashes the bytes as they are read."""
+    with open_input(uri) as raw:
+        yield HashingReader(uri, raw)
 
 
 def read_bytes(uri: str) -> bytes:
@@ -200,12 +229,14 @@ def read_bytes(uri: str) -> bytes:
 
 def read_verified(uri: str) -> tuple[bytes, str]:
     """The content of a URI and its sha256 (hex), hashed as it streams: one read."""
-    return _read(uri, keep=True)
+    with open_hashed(uri) as stream:
+        return b"".join(iter(lambda: stream.read(CHUNK_SIZE), b"")), stream.hexdigest()
 
 
 def sha256_of(uri: str) -> str:
     """The sha256 (hex) of a URI's content, streamed in chunks."""
-    return _read(uri, keep=False)[1]
+    with open_hashed(uri) as stream:
+        return stream.hexdigest()
 
 
 def list_files(uri: str) -> list[str]:

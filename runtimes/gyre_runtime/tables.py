@@ -1,7 +1,9 @@
 """Reading a data set once: its content digest and its columns, as a pyarrow Table.
 
-Each file is read into memory once; its sha256 is computed in a worker thread (hashlib
-releases the GIL) while pyarrow parses the same buffer with its own threads.
+Each file is read once. A CSV file streams into pyarrow's multi-threaded reader through a
+hashing stream, so its sha256 is computed by the reading thread while other threads parse
+(hashlib releases the GIL); a Parquet file, which needs random access, is read into memory
+while hashed and parsed from that buffer.
 
 The content digest, the data set's version:
 - a single file: the sha256 (hex) of its bytes;
@@ -19,7 +21,6 @@ import hashlib
 import io
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -65,16 +66,14 @@ def load_table(
     files = _data_files(uri)
     tables: list[Any] = []
     digests: list[str] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
-        for file_uri in files:
-            data = _read(file_uri)
-            digest = hasher.submit(_sha256, data)
-            tables.append(_parse(file_uri, data, fmt, types))
-            digests.append(digest.result())
+    for file_uri in files:
+        table, digest = _read_file(file_uri, fmt, types)
+        tables.append(table)
+        digests.append(digest)
     table = _concat(uri, tables)
     return LoadedTable(
         table=table,
-        digest=digests[0] if not uri.endswith("/") else prefix_digest(uri, files, digests),
+        digest=prefix_digest(uri, files, digests) if uri.endswith("/") else digests[0],
         rows=int(table.num_rows),
         files=files,
     )
@@ -106,10 +105,6 @@ def _is_hidden(relative_name: str) -> bool:
     return any(part.startswith((".", "_")) for part in relative_name.split("/"))
 
 
-def _read(uri: str) -> bytes:
-    return _unreadable_as_failure(lambda: storage.read_bytes(uri))
-
-
 def _unreadable_as_failure(read: Callable[[], T]) -> T:
     try:
         return read()
@@ -117,28 +112,36 @@ def _unreadable_as_failure(read: Callable[[], T]) -> T:
         raise RuntimeFailure("SourceUnreadable", str(error), uri=error.uri) from error
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _read_file(uri: str, fmt: str, types: dict[str, ColumnType]) -> tuple[Any, str]:
+    """One file's table and sha256, from a single read."""
+    return _unreadable_as_failure(lambda: _parse(uri, fmt, types))
 
 
-def _parse(uri: str, data: bytes, fmt: str, types: dict[str, ColumnType]) -> Any:
+def _parse(uri: str, fmt: str, types: dict[str, ColumnType]) -> tuple[Any, str]:
     try:
         if fmt == "csv":
-            return _parse_csv(data, types)
-        return _cast(uri, pq.read_table(pa.BufferReader(data)), types)
+            # pyarrow's reader thread pulls the stream (hashing it) while others parse.
+            with storage.open_hashed(uri) as stream:
+                table = pacsv.read_csv(
+                    pa.PythonFile(stream, mode="r"), convert_options=_csv_options(types)
+                )
+                return table, stream.hexdigest()
+        data, digest = storage.read_verified(uri)
+        return _cast(uri, pq.read_table(pa.BufferReader(data)), types), digest
     except pa.ArrowInvalid as error:
-        raise _invalid_data(uri, data, fmt, str(error)) from error
+        raise _invalid_data(uri, fmt, str(error)) from error
     except (pa.ArrowException, OSError) as error:
-        raise RuntimeFailure("InvalidData", f"{uri}: cannot read {fmt}: {error}") from error
+        raise RuntimeFailure(
+            "InvalidData", f"{uri}: cannot read {fmt}: {error}", uri=uri
+        ) from error
 
 
-def _parse_csv(data: bytes, types: dict[str, ColumnType]) -> Any:
-    convert = pacsv.ConvertOptions(
+def _csv_options(types: dict[str, ColumnType]) -> Any:
+    return pacsv.ConvertOptions(
         column_types={name: ARROW_TYPES[kind] for name, kind in types.items()},
         # An empty categorical cell is a missing value, as in a numeric column.
         strings_can_be_null=True,
     )
-    return pacsv.read_csv(pa.py_buffer(data), convert_options=convert)
 
 
 def _cast(uri: str, table: Any, types: dict[str, ColumnType]) -> Any:
@@ -156,10 +159,10 @@ def _cast_column(name: str, column: Any, kind: ColumnType, **details: str) -> An
         raise _conversion_failure(name, kind, str(error), **details) from error
 
 
-def _invalid_data(uri: str, data: bytes, fmt: str, error: str) -> RuntimeFailure:
+def _invalid_data(uri: str, fmt: str, error: str) -> RuntimeFailure:
     match = re.search(r"CSV column #(\d+)", error)
     if fmt == "csv" and match:
-        name = _csv_header(data)[int(match.group(1))]
+        name = _csv_header(uri)[int(match.group(1))]
         return _conversion_failure(name, "numeric", error, uri=uri)
     return RuntimeFailure("InvalidData", f"{uri}: cannot read {fmt}: {error}", uri=uri)
 
@@ -171,8 +174,10 @@ def _conversion_failure(name: str, kind: str, error: str, **details: str) -> Run
     return RuntimeFailure("InvalidData", message, column=name, **details)
 
 
-def _csv_header(data: bytes) -> list[str]:
-    first_line = data[: data.find(b"\n") if b"\n" in data else len(data)]
+def _csv_header(uri: str) -> list[str]:
+    # Only on a conversion error: pyarrow names the column by position.
+    with storage.open_input(uri) as stream:
+        first_line = stream.readline()
     return next(csv.reader(io.StringIO(first_line.decode(errors="replace"))), [])
 
 
