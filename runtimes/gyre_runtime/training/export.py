@@ -86,17 +86,27 @@ def export(estimator: Any, n_features: int) -> bytes:
 def check_agreement(model: bytes, expected: Output, features: NDArray[np.float32]) -> None:
     """Run the ONNX model with onnxruntime; RuntimeFailure("ExportMismatch") if it disagrees."""
     outputs = load_session(model).run(None, {INPUT_NAME: features})
-    if isinstance(expected, ClassifierOutput):
-        actual = ClassifierOutput(labels=np.asarray(outputs[0]), probabilities=outputs[1])
-        problem = _classifier_disagreement(expected, actual)
-    else:
-        problem = _regressor_disagreement(expected, RegressorOutput(np.ravel(outputs[0])))
+    actual: Output = (
+        ClassifierOutput(labels=np.asarray(outputs[0]), probabilities=outputs[1])
+        if isinstance(expected, ClassifierOutput)
+        else RegressorOutput(values=np.ravel(outputs[0]))
+    )
+    problem = disagreement(expected, actual)
     if problem:
         raise RuntimeFailure(
             "ExportMismatch",
             f"onnxruntime disagrees with scikit-learn on the {len(features)} holdout rows: "
             f"{problem}",
         )
+
+
+def disagreement(expected: Output, actual: Output) -> str:
+    """How ONNX outputs break the agreement rule (see the module); "" when they keep it."""
+    if isinstance(expected, ClassifierOutput) and isinstance(actual, ClassifierOutput):
+        return _classifier_disagreement(expected, actual)
+    if isinstance(expected, RegressorOutput) and isinstance(actual, RegressorOutput):
+        return _regressor_disagreement(expected, actual)
+    raise TypeError("expected and actual outputs must be of the same kind")
 
 
 def _classifier_disagreement(expected: ClassifierOutput, actual: ClassifierOutput) -> str:
