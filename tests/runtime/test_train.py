@@ -39,7 +39,14 @@ from gyre_runtime.model_artifact import (
     run_result,
 )
 from gyre_runtime.result import RuntimeFailure
-from gyre_runtime.training.export import ClassifierOutput, RegressorOutput, disagreement
+from gyre_runtime.training.export import (
+    ClassifierOutput,
+    RegressorOutput,
+    check_agreement,
+    disagreement,
+    export,
+    predict,
+)
 from gyre_runtime.training.metrics import classification_metrics
 
 ESTIMATORS: dict[str, type[Any]] = {
@@ -581,6 +588,26 @@ def test_agreement_of_regressors_is_relative_to_the_predictions_scale() -> None:
 
     assert disagreement(expected, RegressorOutput(np.array([150.01, 299.98, -20.0]))) == ""
     assert "on 1 rows" in disagreement(expected, RegressorOutput(np.array([150.0, 300.5, -20.0])))
+
+
+def test_export_mismatch_reports_counts_and_the_worst_difference(
+    diabetes_csv: Dataset,
+) -> None:
+    reference = Reference(diabetes_csv.frame, "linear_regression", {}, diabetes_csv.features)
+    x = reference.x[reference.holdout]
+    model = export(reference.estimator, x.shape[1])
+    expected = predict(reference.estimator, x)
+    assert isinstance(expected, RegressorOutput)
+    check_agreement(model, expected, x)
+
+    shifted = expected.values.copy()
+    shifted[:2] += 5.0
+    with pytest.raises(RuntimeFailure) as raised:
+        check_agreement(model, RegressorOutput(shifted), x)
+
+    assert raised.value.reason == "ExportMismatch"
+    assert f"on the {len(x)} holdout rows" in raised.value.message
+    assert "on 2 rows, worst difference 5" in raised.value.message
 
 
 def test_result_drops_features_beyond_the_termination_message_limit() -> None:
