@@ -81,6 +81,12 @@ def write_sklearn_dataset(name: str, fmt: str, directory: Path) -> DataFixture:
 
 
 @pytest.fixture
+def table_writer() -> Callable[[pa.Table, Path, str], str]:
+    """write_table(table, path, fmt) -> file:// URI, for tests that build their own data."""
+    return write_table
+
+
+@pytest.fixture
 def make_dataset(tmp_path: Path) -> Callable[[str, str], DataFixture]:
     """A factory: make_dataset("wine", "csv") writes the data set into tmp_path."""
     return functools.partial(write_sklearn_dataset, directory=tmp_path)
