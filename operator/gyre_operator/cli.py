@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -84,6 +85,9 @@ def run_operator(
     from gyre_operator.metrics import serve_metrics
 
     kopf.configure(debug=debug, verbose=verbose, log_format=kopf.LogFormat[log_format.upper()])
+    if not (verbose or debug):
+        # Watch handlers only queue work: a line per event would drown the reconcile logs.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     serve_metrics(config.metrics_port)
     kopf.run(
         standalone=True,

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, start_http_server
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 RECONCILE_DURATION = Histogram(
     "gyre_reconcile_duration_seconds",
@@ -14,6 +19,42 @@ RECONCILE_ERRORS = Counter(
     "Reconciles that ended in an error.",
     ["kind", "reason"],
 )
+TRAINING_DURATION = Histogram(
+    "gyre_training_duration_seconds",
+    "Time from a TrainingRun's start to its end.",
+    ["result"],
+    buckets=(10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800),
+)
+TRAINING_RUNS = Counter(
+    "gyre_training_runs_total",
+    "TrainingRuns that ended, by result and reason.",
+    ["result", "reason"],
+)
+
+
+class ResourcesByPhase(Collector):
+    """gyre_resources: how many objects of each kind are in each phase, read at scrape time."""
+
+    def __init__(self, objects: Callable[[], Iterable[tuple[str, dict[str, Any]]]]) -> None:
+        self._objects = objects
+
+    def collect(self) -> Iterator[Metric]:
+        """One gauge sample per (kind, phase)."""
+        counts: dict[tuple[str, str], int] = {}
+        for kind, obj in self._objects():
+            phase = (obj.get("status") or {}).get("phase") or "Unknown"
+            counts[(kind, phase)] = counts.get((kind, phase), 0) + 1
+        family = GaugeMetricFamily(
+            "gyre_resources", "Gyre objects by kind and phase.", labels=["kind", "phase"]
+        )
+        for (kind, phase), count in sorted(counts.items()):
+            family.add_metric([kind, phase], count)
+        yield family
+
+
+def register_resources(objects: Callable[[], Iterable[tuple[str, dict[str, Any]]]]) -> None:
+    """Expose gyre_resources computed from the given objects."""
+    REGISTRY.register(ResourcesByPhase(objects))
 
 
 def serve_metrics(port: int, address: str = "0.0.0.0") -> None:

@@ -6,6 +6,7 @@ full profile, a model's metadata) goes to the artifact store and the message car
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -50,9 +51,6 @@ def failure_message(failure: RuntimeFailure) -> str:
 
 def write_termination_message(text: str) -> None:
     """Write the message where Kubernetes reads it; outside a pod the path may not exist."""
-    path = termination_path()
-    try:
-        path.write_text(text)
-    except OSError:
-        # Run by hand outside a pod: stdout and the exit code still tell the story.
-        pass
+    # Run by hand outside a pod the path may be missing: stdout and the exit code remain.
+    with contextlib.suppress(OSError):
+        termination_path().write_text(text)

@@ -9,6 +9,7 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -41,7 +42,10 @@ def cluster() -> Iterator[LocalCluster]:
         yield running
 
 
-def test_operator_observes_every_kind_and_serves_health_and_metrics(
+RECONCILED_KINDS = ("Dataset", "TrainingRun", "ModelVersion")
+
+
+def test_operator_reconciles_examples_and_serves_health_and_metrics(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
     metrics_port, health_port = free_port(), free_port()
@@ -77,15 +81,24 @@ def test_operator_observes_every_kind_and_serves_health_and_metrics(
             api.create_namespaced_custom_object(group, version, "default", plural, obj)
             kinds.append(obj["kind"])
 
-        def observed_all() -> bool:
-            text = log_path.read_text()
-            return all(f"observed {kind} default/" in text for kind in kinds)
+        def ready_condition(obj: dict[str, Any]) -> dict[str, Any] | None:
+            conditions = (obj.get("status") or {}).get("conditions") or []
+            return next((c for c in conditions if c["type"] == "Ready"), None)
 
-        wait_for(observed_all, timeout=30)
+        def reconciled_all() -> bool:
+            objects = [
+                api.list_namespaced_custom_object("gyre.dev", "v1alpha1", "default", plural)
+                for plural in ("datasets", "trainingruns", "modelversions")
+            ]
+            return all(ready_condition(o) for listing in objects for o in listing["items"])
+
+        wait_for(reconciled_all, timeout=30)
         assert wait_for(lambda: http_get(f"http://127.0.0.1:{health_port}/healthz"), timeout=10)
         metrics = wait_for(lambda: http_get(f"http://127.0.0.1:{metrics_port}/metrics"))
-        for kind in kinds:
+        assert set(kinds) >= set(RECONCILED_KINDS)
+        for kind in RECONCILED_KINDS:
             assert f'gyre_reconcile_duration_seconds_count{{kind="{kind}"}}' in metrics
+        assert 'gyre_resources{kind="Dataset"' in metrics
     finally:
         operator.terminate()
         operator.wait(15)

@@ -1,0 +1,41 @@
+"""What every controller shares: the API client, the config, the caches and the queues."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gyre_operator.builders.jobs import ContainerTermination, ObservedJob, job_state, observe_job
+from gyre_operator.builders.jobs import JobState as JobState
+from gyre_operator.config import OperatorConfig
+from gyre_operator.controllers.cache import ObjectCache
+from gyre_operator.controllers.queue import ReconcileQueue
+from gyre_operator.kube import Kube
+
+
+@dataclass
+class Context:
+    """The operator's shared state, created at start-up and handed to handlers via kopf's memo."""
+
+    kube: Kube
+    config: OperatorConfig
+    caches: dict[str, ObjectCache] = field(default_factory=dict)
+    queues: dict[str, ReconcileQueue] = field(default_factory=dict)
+    # A finished Job's outcome never changes: its pod is read once.
+    terminations: dict[str, ContainerTermination | None] = field(default_factory=dict)
+
+    def cache(self, kind: str) -> ObjectCache:
+        """The cache of one kind, created on first use."""
+        return self.caches.setdefault(kind, ObjectCache())
+
+    async def observed_job(self, namespace: str, name: str) -> ObservedJob | None:
+        """A child Job as the builders see it, with its pod's termination once it finished."""
+        job = self.cache("Job").get((namespace, name))
+        if job is None:
+            return None
+        state, _, _ = job_state(job)
+        if state is JobState.ACTIVE:
+            return observe_job(job, None)
+        uid = str(job["metadata"].get("uid", name))
+        if uid not in self.terminations:
+            self.terminations[uid] = await self.kube.job_termination(namespace, name)
+        return observe_job(job, self.terminations[uid])

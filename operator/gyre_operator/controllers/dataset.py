@@ -1,0 +1,50 @@
+"""Dataset controller: profile Jobs in, versions out; a Ready Dataset wakes its TrainingRuns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from gyre_operator.api import GROUP, VERSION, Dataset, TrainingRun
+from gyre_operator.builders.dataset import (
+    DatasetObserved,
+    build_dataset,
+    profile_job_name,
+    refresh_slot,
+)
+from gyre_operator.controllers.cache import key_of
+from gyre_operator.controllers.context import Context
+from gyre_operator.controllers.reconcile import Controller
+from gyre_operator.controllers.watch import track, trigger
+
+KIND = Dataset.info.kind
+
+
+async def observe(context: Context, obj: dict[str, Any]) -> DatasetObserved:
+    """The profile Job for the Dataset's current spec and refresh slot."""
+    dataset = Dataset.model_validate(obj)
+    slot, _ = refresh_slot(dataset, datetime.now(UTC))
+    namespace, _ = key_of(obj)
+    job = await context.observed_job(namespace, profile_job_name(dataset, slot))
+    return DatasetObserved(jobs=(job,) if job is not None else ())
+
+
+CONTROLLER: Controller[DatasetObserved] = Controller(KIND, observe, build_dataset)
+
+
+@kopf.on.event(GROUP, VERSION, Dataset.info.plural, id="dataset")
+async def dataset_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A Dataset changed: reconcile it, and wake the TrainingRuns that wait for it."""
+    context: Context = memo.context
+    track(context, KIND, event.get("type"), body)
+    if event.get("type") == "DELETED":
+        return
+    trigger(context, KIND, body)
+    namespace, name = key_of(body)
+    for run in context.cache(TrainingRun.info.kind).values():
+        spec = run.get("spec") or {}
+        waiting = not (run.get("status") or {}).get("jobName")
+        if waiting and key_of(run)[0] == namespace and spec["datasetRef"]["name"] == name:
+            trigger(context, TrainingRun.info.kind, run)

@@ -1,0 +1,78 @@
+"""TrainingRun controller: one Job per run; a successful run registers a ModelVersion."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import kopf
+
+from gyre_operator.api import API_VERSION, GROUP, VERSION, Dataset, ModelVersion, TrainingRun
+from gyre_operator.api.training import TrainingRunPhase
+from gyre_operator.builders.jobs import JobState
+from gyre_operator.builders.trainingrun import (
+    RUN_UID_LABEL,
+    TrainingObserved,
+    build_trainingrun,
+    training_job_name,
+)
+from gyre_operator.controllers.cache import key_of
+from gyre_operator.controllers.context import Context
+from gyre_operator.controllers.reconcile import Controller
+from gyre_operator.controllers.watch import track, trigger
+from gyre_operator.metrics import TRAINING_DURATION, TRAINING_RUNS
+
+KIND = TrainingRun.info.kind
+TERMINAL = (TrainingRunPhase.SUCCEEDED, TrainingRunPhase.FAILED)
+
+
+async def observe(context: Context, obj: dict[str, Any]) -> TrainingObserved:
+    """The run's Dataset and Job and, once the Job succeeded, the model's versions."""
+    run = TrainingRun.model_validate(obj)
+    namespace, name = key_of(obj)
+    found = context.cache(Dataset.info.kind).get((namespace, run.spec.dataset_ref.name))
+    dataset = Dataset.model_validate(found) if found is not None else None
+    if run.status is not None and run.status.phase in TERMINAL:
+        return TrainingObserved(dataset=dataset)
+    job = await context.observed_job(namespace, training_job_name(name))
+    if job is None or job.state is not JobState.SUCCEEDED:
+        return TrainingObserved(dataset=dataset, job=job)
+    # Asked of the API server, not the cache: after a restart the cache may not hold it yet,
+    # and registering a second version of one run is what must never happen.
+    mine = await context.kube.list_objects(
+        API_VERSION, ModelVersion.info.kind, namespace,
+        f"{RUN_UID_LABEL}={run.metadata['uid']}",
+    )  # fmt: skip
+    taken = tuple(
+        int(v["spec"]["version"])
+        for v in context.cache(ModelVersion.info.kind).values()
+        if key_of(v)[0] == namespace and v["spec"]["model"] == run.spec.model
+    )
+    registered = mine[0]["metadata"]["name"] if mine else None
+    return TrainingObserved(dataset=dataset, job=job, registered=registered, taken_versions=taken)
+
+
+def account(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Count a run that just ended, and how long it trained."""
+    if old.get("phase") in TERMINAL or new.get("phase") not in TERMINAL:
+        return
+    reason = next((c["reason"] for c in new.get("conditions", []) if c["type"] == "Ready"), "")
+    TRAINING_RUNS.labels(result=new["phase"], reason=reason).inc()
+    if new.get("startTime") and new.get("completionTime") and new.get("jobName"):
+        started = datetime.fromisoformat(new["startTime"])
+        ended = datetime.fromisoformat(new["completionTime"])
+        TRAINING_DURATION.labels(result=new["phase"]).observe((ended - started).total_seconds())
+
+
+CONTROLLER: Controller[TrainingObserved] = Controller(KIND, observe, build_trainingrun, account)
+
+
+@kopf.on.event(GROUP, VERSION, TrainingRun.info.plural, id="trainingrun")
+async def trainingrun_event(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    """A TrainingRun changed: reconcile it."""
+    context: Context = memo.context
+    track(context, KIND, event.get("type"), body)
+    if event.get("type") != "DELETED":
+        trigger(context, KIND, body)
