@@ -278,6 +278,17 @@ def exists(uri: str) -> bool:
     return _guard(uri, "check", lambda: bool(remote.fs.isfile(remote.path)))
 
 
+def is_directory(uri: str) -> bool:
+    """Whether the URI names a directory or an object-store prefix (never for http)."""
+    path = local_path(uri)
+    if path is not None:
+        return path.is_dir()
+    if urlsplit(uri).scheme.lower() in READ_ONLY_SCHEMES:
+        return False
+    remote = _remote(uri)
+    return _guard(uri, "check", lambda: bool(remote.fs.isdir(remote.path)))
+
+
 def write_bytes(uri: str, data: bytes) -> str:
     """Write bytes to a URI atomically; return their sha256 (hex)."""
     return _write_chunks(uri, [memoryview(data)[i : i + CHUNK_SIZE] for i in _offsets(data)])

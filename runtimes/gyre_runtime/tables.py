@@ -56,6 +56,8 @@ def load_table(
 ) -> LoadedTable:
     """Read a CSV or Parquet file, or every data file under a prefix, with its digest.
 
+    A URI ending in `/`, or naming a directory or object-store prefix, is a prefix data set.
+
     Declared numeric columns become float64 and categorical ones strings; text in a numeric
     column fails with InvalidData naming the column and the value. An unreadable source
     fails with SourceUnreadable, a corrupt file with InvalidData.
@@ -63,6 +65,8 @@ def load_table(
     if fmt not in FORMATS:
         raise RuntimeFailure("InvalidData", f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     types = dict(columns_types or {})
+    if not uri.endswith("/") and _unreadable_as_failure(lambda: storage.is_directory(uri)):
+        uri += "/"
     files = _data_files(uri)
     tables: list[Any] = []
     digests: list[str] = []

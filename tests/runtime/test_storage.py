@@ -215,6 +215,7 @@ def test_prefix_digest_follows_its_definition(tmp_path: Path) -> None:
     (prefix / ".part-0.csv.crc").write_bytes(b"crc")
 
     loaded = load_table(prefix.as_uri() + "/", "csv")
+    assert load_table(prefix.as_uri(), "csv").digest == loaded.digest
 
     lines = "".join(
         f"{name}\t{hashlib.sha256(parts[name]).hexdigest()}\n" for name in sorted(parts)
@@ -271,3 +272,14 @@ def test_unreadable_source_and_empty_prefix(tmp_path: Path) -> None:
             load_table(uri, "csv")
         assert caught.value.reason == "SourceUnreadable"
         assert uri in caught.value.message
+
+
+def test_s3_prefix_data_set_with_or_without_the_slash(s3_bucket: str) -> None:
+    for name, data in {"b.csv": b"a\n2\n", "a.csv": b"a\n1\n", "_SUCCESS": b""}.items():
+        storage.write_bytes(f"{s3_bucket}/data/{name}", data)
+
+    loaded = load_table(f"{s3_bucket}/data/", "csv")
+
+    assert loaded.table.column("a").to_pylist() == [1, 2]
+    assert load_table(f"{s3_bucket}/data", "csv").digest == loaded.digest
+    assert loaded.files == [f"{s3_bucket}/data/a.csv", f"{s3_bucket}/data/b.csv"]
