@@ -92,13 +92,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         Column(name, _arrow_column_type(loaded.table, name), target=True) for name in targets
     ]
     table = loaded.table.select([column.name for column in columns])
-    profiles = profile_columns(table, columns)
-    violations = validation_violations(loaded.rows, profiles, rules, loaded.table)
+    # The sample is drawn and encoded while the columns are profiled.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sample") as background:
+        sampled = background.submit(sample_parquet, table, args.sample_rows, args.seed)
+        profiles = profile_columns(table, columns)
+        violations = validation_violations(loaded.rows, profiles, rules, loaded.table)
+        sample, sample_rows = sampled.result()
 
     directory = storage.join(args.artifact_root, "datasets", args.dataset, loaded.digest)
     sample_uri = storage.join(directory, "sample.parquet")
     profile_uri = storage.join(directory, "profile.json")
-    sample, sample_rows = sample_parquet(table, args.sample_rows, args.seed)
     _write(sample_uri, sample)
     document = {
         "dataset": args.dataset,
