@@ -13,9 +13,9 @@ from typing import Any, TextIO
 
 from gyre_local import demo
 from gyre_local.cluster import LocalCluster
-from gyre_local.controllers import EventHandler, watch_forever
-from gyre_local.kubelet import MODES
-from gyre_local.proxy import URL_ANNOTATION
+from gyre_local.controllers.informer import EventHandler, watch_forever
+from gyre_local.kubelet.kubelet import MODES
+from gyre_local.proxy.services import URL_ANNOTATION
 
 DEFAULT_STATE_DIR = Path.home() / ".gyre" / "local"
 

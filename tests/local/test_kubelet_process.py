@@ -14,8 +14,8 @@ import pytest
 from kubernetes import client
 
 from gyre_local.cluster import LocalCluster, running_cluster, wait_for
-from gyre_local.kubelet_process import ImageMap, PathRewriter, expand, resolve_executable
-from gyre_local.kubelet_state import Backoff
+from gyre_local.kubelet.process import ImageMap, PathRewriter, expand, resolve_executable
+from gyre_local.kubelet.state import Backoff
 
 pytestmark = pytest.mark.cluster
 NS = "default"

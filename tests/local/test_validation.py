@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gyre_local.validation import FieldError, SchemaValidator, go_float, to_json_schema
+from gyre_local.schema.validation import FieldError, SchemaValidator, go_float, to_json_schema
 
 SCHEMA: dict[str, Any] = {
     "type": "object",

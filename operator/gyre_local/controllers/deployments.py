@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gyre_local.clock import now_rfc3339, seconds_since
-from gyre_local.controllers import (
+from gyre_local.controllers.informer import (
     Controller,
     is_deleting,
     owned_by,
@@ -19,7 +19,7 @@ from gyre_local.controllers import (
     pod_terminal,
     random_suffix,
 )
-from gyre_local.store import ApiError
+from gyre_local.store.store import ApiError
 
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"

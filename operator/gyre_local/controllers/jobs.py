@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gyre_local.clock import now_rfc3339, seconds_since
-from gyre_local.controllers import (
+from gyre_local.controllers.informer import (
     Controller,
     Key,
     is_deleting,
@@ -22,7 +22,7 @@ from gyre_local.controllers import (
     pod_terminal,
     random_suffix,
 )
-from gyre_local.store import ApiError
+from gyre_local.store.store import ApiError
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 DEFAULT_BACKOFF_LIMIT = 6

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from gyre_local import patching
-from gyre_local.builtins import ResourceType
-from gyre_local.errors import Causes, bad_request
-from gyre_local.rules import with_status_of
+from gyre_local.store import patching
+from gyre_local.store.builtins import ResourceType
+from gyre_local.store.errors import Causes, bad_request
+from gyre_local.store.rules import with_status_of
 
 SchemaKey = tuple[str, str, str]  # group, plural, version
 
@@ -94,7 +94,7 @@ class CustomResourceSchemas:
             return None
         if key not in self._validators:
             try:
-                from gyre_local.validation import SchemaValidator
+                from gyre_local.schema.validation import SchemaValidator
             except ImportError:
                 return None
             self._validators[key] = SchemaValidator(schema)

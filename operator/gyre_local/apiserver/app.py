@@ -13,9 +13,9 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from gyre_local import openapi
-from gyre_local.patching import APPLY_PATCH, PATCH_TYPES
-from gyre_local.store import ApiError, ResourceType, Store, Watch, bad_request
+from gyre_local.apiserver import openapi
+from gyre_local.store.patching import APPLY_PATCH, PATCH_TYPES
+from gyre_local.store.store import ApiError, ResourceType, Store, Watch, bad_request
 
 SERVER_VERSION = {
     "major": "1",

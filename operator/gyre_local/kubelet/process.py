@@ -22,7 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gyre_local.kubelet_state import (
+from gyre_local.kubelet.probes import ProbeContext, run_probe
+from gyre_local.kubelet.state import (
     NODE_NAME,
     POD_IP,
     Backoff,
@@ -30,8 +31,7 @@ from gyre_local.kubelet_state import (
     PodRecord,
     restarts,
 )
-from gyre_local.probes import ProbeContext, run_probe
-from gyre_local.store import ApiError, Store
+from gyre_local.store.store import ApiError, Store
 
 T = TypeVar("T")
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from gyre_local import patching
-from gyre_local.builtins import BUILTIN_TYPES, ResourceType, crd_resource_type
-from gyre_local.crds import CustomResourceSchemas
-from gyre_local.errors import ApiError, not_found
-from gyre_local.ownership import Entry
-from gyre_local.watches import Event, EventHistory
+from gyre_local.store import patching
+from gyre_local.store.builtins import BUILTIN_TYPES, ResourceType, crd_resource_type
+from gyre_local.store.crds import CustomResourceSchemas
+from gyre_local.store.errors import ApiError, not_found
+from gyre_local.store.ownership import Entry
+from gyre_local.store.watches import Event, EventHistory
 
 ObjKey = tuple[str, str, str, str]  # group, plural, namespace ("" when cluster-scoped), name
 BUILTIN_KEYS = frozenset((t.group, t.plural) for t in BUILTIN_TYPES)

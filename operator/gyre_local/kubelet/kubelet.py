@@ -18,10 +18,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from gyre_local.controllers import watch_forever
-from gyre_local.kubelet_process import ImageMap, PodFiles, ProcessPod
-from gyre_local.kubelet_state import NODE_NAME, Backoff, PodRecord, pod_status, restarts
-from gyre_local.store import ApiError, Store
+from gyre_local.controllers.informer import watch_forever
+from gyre_local.kubelet.process import ImageMap, PodFiles, ProcessPod
+from gyre_local.kubelet.state import NODE_NAME, Backoff, PodRecord, pod_status, restarts
+from gyre_local.store.store import ApiError, Store
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from gyre_local import patching
-from gyre_local.builtins import (
+from gyre_local.clock import now_rfc3339
+from gyre_local.store import patching
+from gyre_local.store.builtins import (
     CRD_GROUP,
     CRD_PLURAL,
     INITIAL_NAMESPACES,
@@ -21,8 +22,7 @@ from gyre_local.builtins import (
     scale_of,
     set_defaults,
 )
-from gyre_local.clock import now_rfc3339
-from gyre_local.errors import (
+from gyre_local.store.errors import (
     ApiError,
     Causes,
     bad_request,
@@ -31,15 +31,15 @@ from gyre_local.errors import (
     qualified,
     resource_details,
 )
-from gyre_local.garbage import GarbageCollector
-from gyre_local.ownership import Entry, apply_merge, manager_id, record_ownership
-from gyre_local.pagination import (
+from gyre_local.store.garbage import GarbageCollector
+from gyre_local.store.ownership import Entry, apply_merge, manager_id, record_ownership
+from gyre_local.store.pagination import (
     ListPage,
     decode_continue,
     encode_continue,
     parse_resource_version,
 )
-from gyre_local.rules import (
+from gyre_local.store.rules import (
     changes_generation,
     check_finalizers,
     check_url_name,
@@ -47,14 +47,14 @@ from gyre_local.rules import (
     scope_namespace,
     validate_name,
 )
-from gyre_local.selectors import (
+from gyre_local.store.selectors import (
     SelectorError,
     fields_match,
     labels_match,
     parse_field_selector,
     parse_label_selector,
 )
-from gyre_local.watches import Event, Watch, WatchFilter
+from gyre_local.store.watches import Event, Watch, WatchFilter
 
 __all__ = [
     "ApiError",

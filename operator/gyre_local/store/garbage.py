@@ -6,10 +6,10 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from gyre_local.builtins import CRD_GROUP, CRD_PLURAL, ResourceType
 from gyre_local.clock import now_rfc3339
-from gyre_local.index import BUILTIN_KEYS, ObjectIndex, ObjKey
-from gyre_local.ownership import Entry, manager_id, record_ownership
+from gyre_local.store.builtins import CRD_GROUP, CRD_PLURAL, ResourceType
+from gyre_local.store.index import BUILTIN_KEYS, ObjectIndex, ObjKey
+from gyre_local.store.ownership import Entry, manager_id, record_ownership
 
 _FOREGROUND = "foregroundDeletion"
 _CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
