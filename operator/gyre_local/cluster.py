@@ -22,8 +22,8 @@ from kubernetes.client import ApiClient
 from gyre_local.apiserver.app import create_app
 from gyre_local.controllers.deployments import DeploymentController, ReplicaSetController
 from gyre_local.controllers.endpoints import EndpointsController
-from gyre_local.controllers.informer import Controller
 from gyre_local.controllers.jobs import JobController
+from gyre_local.controllers.reconciler import Controller
 from gyre_local.kubeconfig import write_kubeconfig
 from gyre_local.kubelet.kubelet import Kubelet, SimulationRules
 from gyre_local.kubelet.process import ImageMap
