@@ -134,3 +134,7 @@ def _announcer(out: TextIO) -> EventHandler:
             print(f"service {key[0]}/{key[1]}: {url}", file=out, flush=True)
 
     return announce
+
+
+if __name__ == "__main__":
+    sys.exit(main())

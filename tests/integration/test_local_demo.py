@@ -26,7 +26,7 @@ def test_demo_serves_the_examples_to_kubectl_and_the_operator_sees_them(tmp_path
     state = tmp_path / "state"
     log_path = tmp_path / "demo.log"
     command = [
-        sys.executable, "-m", "gyre_operator.cli", "local", "demo",
+        sys.executable, "-m", "gyre_local.cli", "demo",
         "--kubelet", "simulated", "--state-dir", str(state),
         "--metrics-port", str(free_port()), "--health-port", str(free_port()),
     ]  # fmt: skip
