@@ -44,20 +44,32 @@ def parser() -> argparse.ArgumentParser:
     )
     demo_command = commands.add_parser(
         "demo",
-        help="start the local cluster, apply Gyre's CRDs and examples, run the operator on it",
+        help="start the local cluster with Gyre's CRDs, the wine data and the examples, run "
+        "`gyre operator` on it and follow the examples to a registered model",
     )
     add_cluster_arguments(demo_command, state_dir=None)
     demo_command.add_argument(
         "--examples",
         type=Path,
         default=demo.EXAMPLES_DIR,
-        help="directory of manifests to apply (default: %(default)s)",
+        help="directory of manifests to apply (default: %(default)s under the current directory)",
     )
     demo_command.add_argument(
-        "--metrics-port", type=int, default=8080, help="operator /metrics port"
+        "--metrics-port", type=int, help="operator /metrics port (default: a free one)"
     )
     demo_command.add_argument(
-        "--health-port", type=int, default=8081, help="operator /healthz port"
+        "--health-port", type=int, help="operator /healthz port (default: a free one)"
+    )
+    demo_command.add_argument(
+        "--exit-when-done",
+        action="store_true",
+        help="exit once the model is registered (0), at the first failure or timeout (1)",
+    )
+    demo_command.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for the milestones (default: %(default)g)",
     )
     return root
 
