@@ -1,4 +1,4 @@
-"""`gyre local up`: run the local cluster in the foreground."""
+"""The `gyre-local` command (`gyre local` runs it): `up` runs the cluster, `demo` the demo."""
 
 from __future__ import annotations
 
