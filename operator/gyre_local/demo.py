@@ -242,7 +242,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     gyre = installed_command("gyre")
     state_dir = (args.state_dir or Path(tempfile.mkdtemp(prefix="gyre-demo-"))).resolve()
     with tempfile.TemporaryDirectory(prefix="gyre-crds-") as crd_dir:
-        subprocess.run([gyre, "crds", "--output", crd_dir], check=True, stdout=subprocess.DEVNULL)
+        generated = subprocess.run(
+            [gyre, "crds", "--output", crd_dir], capture_output=True, text=True, check=False
+        )
+        if generated.returncode != 0:
+            raise DemoError(f"{gyre} crds failed: {generated.stderr.strip()}")
         cluster = LocalCluster(
             kubelet=args.kubelet, port=args.port, state_dir=state_dir, crds=[crd_dir]
         )
