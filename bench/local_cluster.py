@@ -21,9 +21,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gyre_local.apiserver import create_app
-from gyre_local.patching import MERGE_PATCH
-from gyre_local.store import Store
+from gyre_local.apiserver.app import create_app
+from gyre_local.store.patching import MERGE_PATCH
+from gyre_local.store.store import Store
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 MIB = 1024 * 1024

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from gyre_local.validation import FieldError, SchemaValidator
+from gyre_local.schema.validation import FieldError, SchemaValidator
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

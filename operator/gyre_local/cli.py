@@ -1,4 +1,4 @@
-"""`gyre local up`: run the local cluster in the foreground."""
+"""The `gyre-local` command (`gyre local` runs it): `up` runs the cluster, `demo` the demo."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any, TextIO
 
 from gyre_local import demo
 from gyre_local.cluster import LocalCluster
-from gyre_local.controllers import EventHandler, watch_forever
-from gyre_local.kubelet import MODES
-from gyre_local.proxy import URL_ANNOTATION
+from gyre_local.controllers.informer import EventHandler, watch_forever
+from gyre_local.kubelet.kubelet import MODES
+from gyre_local.proxy.services import URL_ANNOTATION
 
 DEFAULT_STATE_DIR = Path.home() / ".gyre" / "local"
 
@@ -44,20 +44,32 @@ def parser() -> argparse.ArgumentParser:
     )
     demo_command = commands.add_parser(
         "demo",
-        help="start the local cluster, apply Gyre's CRDs and examples, run the operator on it",
+        help="start the local cluster with Gyre's CRDs, the wine data and the examples, run "
+        "`gyre operator` on it and follow the examples to a registered model",
     )
     add_cluster_arguments(demo_command, state_dir=None)
     demo_command.add_argument(
         "--examples",
         type=Path,
         default=demo.EXAMPLES_DIR,
-        help="directory of manifests to apply (default: %(default)s)",
+        help="directory of manifests to apply (default: %(default)s under the current directory)",
     )
     demo_command.add_argument(
-        "--metrics-port", type=int, default=8080, help="operator /metrics port"
+        "--metrics-port", type=int, help="operator /metrics port (default: a free one)"
     )
     demo_command.add_argument(
-        "--health-port", type=int, default=8081, help="operator /healthz port"
+        "--health-port", type=int, help="operator /healthz port (default: a free one)"
+    )
+    demo_command.add_argument(
+        "--exit-when-done",
+        action="store_true",
+        help="exit once the model is registered (0), at the first failure or timeout (1)",
+    )
+    demo_command.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for the milestones (default: %(default)g)",
     )
     return root
 
@@ -134,3 +146,7 @@ def _announcer(out: TextIO) -> EventHandler:
             print(f"service {key[0]}/{key[1]}: {url}", file=out, flush=True)
 
     return announce
+
+
+if __name__ == "__main__":
+    sys.exit(main())

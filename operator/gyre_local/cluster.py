@@ -19,19 +19,19 @@ from aiohttp import web
 from kubernetes import config
 from kubernetes.client import ApiClient
 
-from gyre_local.apiserver import create_app
-from gyre_local.builtins import CRD_GROUP, CRD_PLURAL
-from gyre_local.controllers import Controller
+from gyre_local.apiserver.app import create_app
 from gyre_local.controllers.deployments import DeploymentController, ReplicaSetController
 from gyre_local.controllers.endpoints import EndpointsController
 from gyre_local.controllers.jobs import JobController
+from gyre_local.controllers.reconciler import Controller
 from gyre_local.kubeconfig import write_kubeconfig
-from gyre_local.kubelet import Kubelet, SimulationRules
-from gyre_local.kubelet_process import ImageMap
-from gyre_local.kubelet_state import Backoff
-from gyre_local.proxy import ServiceProxy, bind
-from gyre_local.proxy_routes import RouteProxy
-from gyre_local.store import Store
+from gyre_local.kubelet.kubelet import Kubelet, SimulationRules
+from gyre_local.kubelet.process import ImageMap
+from gyre_local.kubelet.state import Backoff
+from gyre_local.proxy.routes import RouteProxy
+from gyre_local.proxy.services import ServiceProxy, bind
+from gyre_local.store.builtins import CRD_GROUP, CRD_PLURAL
+from gyre_local.store.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

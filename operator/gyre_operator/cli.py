@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
 from pathlib import Path
 
 from gyre_operator.config import DEFAULT_RUNTIME_IMAGE, OperatorConfig
 
 LOG_FORMATS = ("plain", "full", "json")
+LOCAL_COMMAND = "gyre-local"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,13 +131,32 @@ def run_crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def local_executable() -> str | None:
+    """The `gyre-local` command: the one installed beside this Python, else one on PATH."""
+    beside = Path(sys.executable).with_name(LOCAL_COMMAND)
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(LOCAL_COMMAND)
+
+
+def run_local(argv: list[str]) -> int:
+    """`gyre local ARGS...`: replace this process with `gyre-local ARGS...`."""
+    executable = local_executable()
+    if executable is None:
+        print(
+            f"gyre local needs the {LOCAL_COMMAND} command of the local extra: "
+            "pip install 'gyre-operator[local]'",
+            file=sys.stderr,
+        )
+        return 1
+    os.execv(executable, [executable, *argv])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `gyre` command."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["local"]:
-        from gyre_local.cli import main as local_main
-
-        return int(local_main(argv[1:]))
+        return run_local(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "operator":
         return operator_command(args)

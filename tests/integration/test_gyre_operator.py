@@ -119,3 +119,42 @@ def test_operator_help_documents_its_flags() -> None:
 def test_runtime_help_works() -> None:
     result = subprocess.run(["gyre-runtime", "--help"], capture_output=True, text=True, check=True)
     assert "gyre-runtime" in result.stdout
+
+
+def gyre_with_python_in(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`gyre ARGS` as if installed with its Python in `directory`, with nothing on PATH."""
+    script = (
+        f"import sys; sys.executable = {str(directory / 'python')!r}\n"
+        f"from gyre_operator.cli import main; sys.exit(main({list(args)!r}))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": str(directory / "nothing-here")},
+    )
+
+
+def test_gyre_local_execs_the_gyre_local_command_beside_python(tmp_path: Path) -> None:
+    local = tmp_path / "gyre-local"
+    local.write_text('#!/bin/sh\necho "$0 $*"\n')
+    local.chmod(0o755)
+    result = gyre_with_python_in(tmp_path, "local", "up", "--port", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{local} up --port 0\n"
+
+
+def test_gyre_local_without_the_local_extra_says_how_to_install_it(tmp_path: Path) -> None:
+    result = gyre_with_python_in(tmp_path, "local", "up")
+    assert result.returncode == 1
+    assert "pip install 'gyre-operator[local]'" in result.stderr
+
+
+def test_gyre_help_lists_the_local_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gyre_operator.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "local" in result.stdout

@@ -1,12 +1,14 @@
-"""`gyre local demo`: the README's run command brings up the cluster, CRDs, examples, operator."""
+"""`gyre local demo`: the README's run command brings up the cluster, data, examples, operator."""
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ import pytest
 from gyre_local.cluster import wait_for
 
 pytestmark = pytest.mark.cluster
+REPO = Path(__file__).resolve().parents[2]
+DEMO = [sys.executable, "-m", "gyre_local.cli", "demo"]
 
 
 def free_port() -> int:
@@ -22,18 +26,37 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_demo_serves_the_examples_to_kubectl_and_the_operator_sees_them(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    log_path = tmp_path / "demo.log"
-    command = [
-        sys.executable, "-m", "gyre_operator.cli", "local", "demo",
-        "--kubelet", "simulated", "--state-dir", str(state),
-        "--metrics-port", str(free_port()), "--health-port", str(free_port()),
-    ]  # fmt: skip
-    with log_path.open("w") as log:
-        demo = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+def serves(port: int) -> bool:
     try:
-        wait_for(lambda: "observed DriftMonitor default/wine" in log_path.read_text(), timeout=60)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def test_demo_writes_the_data_runs_the_operator_and_serves_the_examples(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    output_path = tmp_path / "demo.out"
+    metrics_port = free_port()
+    command = [*DEMO, "--kubelet", "simulated", "--state-dir", str(state),
+               "--metrics-port", str(metrics_port)]  # fmt: skip
+    with output_path.open("w") as output:
+        demo = subprocess.Popen(command, cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
+    operator_log = state / "operator.log"
+    try:
+        wait_for(
+            lambda: (
+                operator_log.is_file()
+                and "observed DriftMonitor default/wine" in operator_log.read_text()
+            ),
+            timeout=60,
+        )
+        assert f"operator started, its log: {operator_log}" in output_path.read_text()
+        assert serves(metrics_port)
+        with (state / "volumes" / "default" / "gyre-data" / "wine" / "wine.csv").open() as data:
+            rows = list(csv.reader(data))
+        assert rows[0][0] == "alcohol" and rows[0][-2:] == ["proline", "target"]
+        assert len(rows[0]) == 14 and len(rows) == 179
         env = {
             **os.environ,
             "KUBECONFIG": str(state / "kubeconfig"),
@@ -44,8 +67,33 @@ def test_demo_serves_the_examples_to_kubectl_and_the_operator_sees_them(tmp_path
             env=env, capture_output=True, text=True, check=True,
         ).stdout.split()  # fmt: skip
         assert len(listed) == 5
-        assert f"export KUBECONFIG={state / 'kubeconfig'}" in log_path.read_text()
     finally:
         demo.send_signal(signal.SIGINT)
         demo.wait(30)
-    assert demo.returncode == 0, log_path.read_text()[-2000:]
+    assert demo.returncode == 0, output_path.read_text()[-2000:]
+    assert not serves(metrics_port), "the operator outlived the demo"
+
+
+def test_demo_without_examples_says_where_it_looked(tmp_path: Path) -> None:
+    result = subprocess.run(DEMO, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"no examples directory at {tmp_path / 'examples'}" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=False,
+    reason="the operator does not yet profile Datasets, train or register ModelVersions",
+)
+def test_demo_exit_when_done_reaches_every_milestone(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*DEMO, "--state-dir", str(tmp_path), "--exit-when-done", "--timeout", "120"],
+        cwd=REPO, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:]
+    for line in (
+        "Dataset wine Ready",
+        "TrainingRun wine-1 Succeeded",
+        "ModelVersion wine-v1 Ready",
+    ):
+        assert line in result.stdout

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from aiohttp import web
 
-from gyre_local.apiserver import create_app
+from gyre_local.apiserver.app import create_app
 from gyre_local.cluster import LocalCluster, running_cluster
-from gyre_local.store import Store
+from gyre_local.store.store import Store
 
 T = TypeVar("T")
 

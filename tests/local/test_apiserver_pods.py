@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 
 from gyre_local.cluster import LocalCluster, running_cluster, wait_for
-from gyre_local.kubelet import Behaviour
+from gyre_local.kubelet.kubelet import Behaviour
 
 
 @pytest.fixture(scope="module")

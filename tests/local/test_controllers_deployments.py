@@ -9,7 +9,7 @@ from kubernetes import client
 
 from gyre_local.cluster import LocalCluster, wait_for
 from gyre_local.controllers.deployments import template_hash
-from gyre_local.kubelet import Behaviour
+from gyre_local.kubelet.kubelet import Behaviour
 
 pytestmark = pytest.mark.cluster
 NS = "default"

@@ -9,7 +9,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from gyre_local.cluster import LocalCluster, wait_for
-from gyre_local.kubelet import Behaviour
+from gyre_local.kubelet.kubelet import Behaviour
 
 pytestmark = pytest.mark.cluster
 NS = "default"

@@ -10,7 +10,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from gyre_local.cluster import LocalCluster, running_cluster, wait_for
-from gyre_local.kubelet_state import Backoff
+from gyre_local.kubelet.state import Backoff
 
 pytestmark = pytest.mark.cluster
 NS = "default"

@@ -14,8 +14,8 @@ import pytest
 from kubernetes import client
 
 from gyre_local.cluster import LocalCluster, running_cluster, wait_for
-from gyre_local.kubelet_process import ImageMap, PathRewriter, expand, resolve_executable
-from gyre_local.kubelet_state import Backoff
+from gyre_local.kubelet.process import ImageMap, PathRewriter, expand, resolve_executable
+from gyre_local.kubelet.state import Backoff
 
 pytestmark = pytest.mark.cluster
 NS = "default"
@@ -138,6 +138,29 @@ def test_env_volumes_and_termination_message(core: client.CoreV1Api) -> None:
     }
     assert report["DATA_DIR"].startswith(report["GYRE_LOCAL_ROOT"])
     assert report["GYRE_MOUNT_CONFIG"].startswith(report["GYRE_LOCAL_ROOT"])
+
+
+def test_a_claim_is_the_kubelets_claim_directory_shared_by_pods(
+    cluster: LocalCluster, core: client.CoreV1Api
+) -> None:
+    claim_dir = cluster.kubelet.claim_directory(NS, "shared-data")
+    claim_dir.mkdir(parents=True)
+    (claim_dir / "given.txt").write_text("from the host")
+    script = (
+        "import pathlib; data = pathlib.Path('/data')\n"
+        "print((data / 'given.txt').read_text())\n"
+        "(data / 'written.txt').write_text('from the pod')"
+    )
+    spec = python_pod(
+        "claimant",
+        script,
+        volumeMounts=[{"name": "data", "mountPath": "/data"}],
+        volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "shared-data"}}],
+    )
+    core.create_namespaced_pod(NS, spec)
+    assert wait_for(lambda: finished(core, "claimant")).status.phase == "Succeeded"
+    assert core.read_namespaced_pod_log("claimant", NS).strip() == "from the host"
+    assert (claim_dir / "written.txt").read_text() == "from the pod"
 
 
 def test_failure_exit_code_and_fallback_to_logs(core: client.CoreV1Api) -> None:

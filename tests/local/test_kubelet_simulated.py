@@ -9,8 +9,8 @@ import pytest
 from kubernetes import client
 
 from gyre_local.cluster import LocalCluster, running_cluster, wait_for
-from gyre_local.kubelet import Behaviour, SimulationRules, parse_duration
-from gyre_local.kubelet_state import Backoff
+from gyre_local.kubelet.kubelet import Behaviour, SimulationRules, parse_duration
+from gyre_local.kubelet.state import Backoff
 
 pytestmark = pytest.mark.cluster
 NS = "default"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from typing import Any
 
 import kubernetes
@@ -11,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gyre_local.validation import FieldError, SchemaValidator, go_float, to_json_schema
+from gyre_local.schema.validation import FieldError, SchemaValidator, go_float, to_json_schema
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -946,3 +948,21 @@ def test_rules_guard_writes_through_the_api_server(
             "message": 'Invalid value: "string": model is immutable',
         }
     ]
+
+
+@pytest.mark.parametrize("missing", ["jsonschema", "cel_expr_python"])
+def test_a_missing_validator_library_fails_loudly_naming_the_local_extra(missing: str) -> None:
+    script = (
+        f"import sys; sys.modules[{missing!r}] = None\n"
+        "try:\n"
+        "    import gyre_local.store.store\n"
+        "except ImportError as error:\n"
+        "    print(error.name, error)\n"
+        "else:\n"
+        "    print('imported')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.startswith(f"{missing} ")
+    assert "pip install 'gyre-operator[local]'" in result.stdout

@@ -9,17 +9,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from gyre_local.clock import now_rfc3339, seconds_since
-from gyre_local.controllers import (
-    Controller,
+from gyre_local.controllers.objects import (
     is_deleting,
     owned_by,
-    owner_keys,
     owner_reference,
     pod_ready,
     pod_terminal,
     random_suffix,
 )
-from gyre_local.store import ApiError
+from gyre_local.controllers.reconciler import Controller, owner_keys
+from gyre_local.store.store import ApiError
 
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"

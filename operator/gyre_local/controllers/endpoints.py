@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from gyre_local.controllers import Controller, Key, is_deleting, pod_ready, pod_terminal
-from gyre_local.kubelet_state import NODE_NAME
-from gyre_local.selectors import labels_match, parse_label_selector
-from gyre_local.store import ApiError
+from gyre_local.controllers.objects import is_deleting, pod_ready, pod_terminal
+from gyre_local.controllers.reconciler import Controller, Key
+from gyre_local.kubelet.state import NODE_NAME
+from gyre_local.store.selectors import labels_match, parse_label_selector
+from gyre_local.store.store import ApiError
 
 
 def selector_string(selector: dict[str, str]) -> str:

@@ -6,8 +6,8 @@ import hashlib
 import json
 from typing import Any
 
-from gyre_local.builtins import CRD_GROUP, CRD_PLURAL, ResourceType
-from gyre_local.store import ApiError, Store
+from gyre_local.store.builtins import CRD_GROUP, CRD_PLURAL, ResourceType
+from gyre_local.store.store import ApiError, Store
 
 _QUERY_PARAMETERS = ("dryRun", "fieldManager", "fieldValidation", "force", "pretty")
 # Strategic merge patch is left out on purpose: kubectl then computes it from its compiled-in

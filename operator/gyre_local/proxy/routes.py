@@ -18,9 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
-from gyre_local.controllers import watch_forever
-from gyre_local.proxy import URL_ANNOTATION, Handler, ServiceProxy, serve
-from gyre_local.store import ApiError, Store
+from gyre_local.controllers.informer import watch_forever
+from gyre_local.proxy.services import URL_ANNOTATION, Handler, ServiceProxy, serve
+from gyre_local.store.store import ApiError, Store
 
 GROUP = "gateway.networking.k8s.io"
 PLURAL = "httproutes"

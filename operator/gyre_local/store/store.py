@@ -9,8 +9,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from gyre_local import patching
-from gyre_local.builtins import (
+from gyre_local.clock import now_rfc3339
+from gyre_local.store import patching
+from gyre_local.store.builtins import (
     CRD_GROUP,
     CRD_PLURAL,
     INITIAL_NAMESPACES,
@@ -21,8 +22,7 @@ from gyre_local.builtins import (
     scale_of,
     set_defaults,
 )
-from gyre_local.clock import now_rfc3339
-from gyre_local.errors import (
+from gyre_local.store.errors import (
     ApiError,
     Causes,
     bad_request,
@@ -31,15 +31,16 @@ from gyre_local.errors import (
     qualified,
     resource_details,
 )
-from gyre_local.garbage import GarbageCollector
-from gyre_local.ownership import Entry, apply_merge, manager_id, record_ownership
-from gyre_local.pagination import (
+from gyre_local.store.garbage import GarbageCollector
+from gyre_local.store.index import ObjectIndex
+from gyre_local.store.ownership import Entry, apply_merge, manager_id, record_ownership
+from gyre_local.store.pagination import (
     ListPage,
     decode_continue,
     encode_continue,
     parse_resource_version,
 )
-from gyre_local.rules import (
+from gyre_local.store.rules import (
     changes_generation,
     check_finalizers,
     check_url_name,
@@ -47,14 +48,14 @@ from gyre_local.rules import (
     scope_namespace,
     validate_name,
 )
-from gyre_local.selectors import (
+from gyre_local.store.selectors import (
     SelectorError,
     fields_match,
     labels_match,
     parse_field_selector,
     parse_label_selector,
 )
-from gyre_local.watches import Event, Watch, WatchFilter
+from gyre_local.store.watches import Event, Watch, WatchFilter
 
 __all__ = [
     "ApiError",
@@ -73,16 +74,49 @@ LogProvider = Callable[[str, str, str | None], str]
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
-class Store(GarbageCollector):
-    """An in-memory Kubernetes object store; call it only from its event loop's thread."""
+class Store:
+    """An in-memory Kubernetes object store; call it only from its event loop's thread.
+
+    The API semantics of reads and writes live here; the objects, their indexes and the
+    history of changes in an ObjectIndex; deletion cascades in a GarbageCollector on that index.
+    """
 
     def __init__(self, *, history_size: int = 10_000, bookmark_interval: float = 60.0) -> None:
-        super().__init__(history_size=history_size)
+        self._index = ObjectIndex(history_size=history_size)
+        self._gc = GarbageCollector(self._index)
         self._bookmark_interval = bookmark_interval
         self._log_provider: LogProvider | None = None
         self._cluster_ips = (f"10.96.{n // 250}.{n % 250 + 1}" for n in itertools.count(1))
         for namespace in INITIAL_NAMESPACES:
             self.create("", "namespaces", None, {"metadata": {"name": namespace}})
+
+    # ---- resource types ----
+
+    def resource(self, group: str, plural: str) -> ResourceType:
+        """The resource type served under a group and plural name; raises NotFound."""
+        return self._index.resource(group, plural)
+
+    def resource_types(self) -> list[ResourceType]:
+        """Every resource type currently served (built-ins and established custom resources)."""
+        return self._index.resource_types()
+
+    def is_builtin(self, rtype: ResourceType) -> bool:
+        """Whether a type is compiled in rather than defined by a CRD."""
+        return self._index.is_builtin(rtype)
+
+    def schema(self, rtype: ResourceType, version: str) -> dict[str, Any] | None:
+        """The openAPIV3Schema of a custom resource version, if it has one."""
+        return self._index.schemas.schema(rtype, version)
+
+    @property
+    def resource_version(self) -> str:
+        """The current global resourceVersion."""
+        return self._index.resource_version
+
+    @property
+    def retained_events(self) -> int:
+        """How many events the bounded watch history currently holds."""
+        return self._index.retained_events
 
     # ---- reads ----
 
@@ -97,7 +131,7 @@ class Store(GarbageCollector):
     ) -> dict[str, Any]:
         """One object (or its scale subresource)."""
         rtype = self.resource(group, plural)
-        entry = self._entry(rtype, namespace, name)
+        entry = self._index.entry(rtype, namespace, name)
         if subresource == "scale":
             self._check_subresource(rtype, subresource)
             return scale_of(entry.obj)
@@ -132,8 +166,9 @@ class Store(GarbageCollector):
         """A page of matching objects; `continue_token` resumes after the previous page."""
         rtype = self.resource(group, plural)
         matches = self._filter(rtype, namespace, label_selector, field_selector)
-        list_rv = self._rv
-        keys = sorted(self._objects[(group, plural)])
+        objects = self._index.objects(group, plural)
+        list_rv = self._index.revision
+        keys = sorted(objects)
         if continue_token:
             list_rv, start = decode_continue(continue_token)
             keys = [k for k in keys if k > start]
@@ -141,13 +176,11 @@ class Store(GarbageCollector):
         last: tuple[str, str] | None = None
         remaining = 0
         for position, key in enumerate(keys):
-            obj = self._objects[(group, plural)][key].obj
+            obj = objects[key].obj
             if not matches(obj):
                 continue
             if limit and len(items) >= limit:
-                remaining = sum(
-                    1 for k in keys[position:] if matches(self._objects[(group, plural)][k].obj)
-                )
+                remaining = sum(1 for k in keys[position:] if matches(objects[k].obj))
                 break
             items.append(copy.deepcopy(obj))
             last = key
@@ -196,21 +229,22 @@ class Store(GarbageCollector):
         watch = Watch(
             rtype,
             matches,
-            current_rv=lambda: self._rv,
-            on_close=lambda w: self._history.unsubscribe(group, plural, w),
+            current_rv=lambda: self._index.revision,
+            on_close=lambda w: self._index.history.unsubscribe(group, plural, w),
             allow_bookmarks=allow_bookmarks,
             timeout_seconds=timeout_seconds,
             bookmark_interval=self._bookmark_interval,
         )
         if resource_version in (None, "", "0"):
-            for key in sorted(self._objects[(group, plural)]):
-                obj = self._objects[(group, plural)][key].obj
-                watch.offer(Event(self._rv, group, plural, "ADDED", obj, None), bounded=False)
-        elif not self._history.replay(
+            objects = self._index.objects(group, plural)
+            for key in sorted(objects):
+                event = Event(self._index.revision, group, plural, "ADDED", objects[key].obj, None)
+                watch.offer(event, bounded=False)
+        elif not self._index.history.replay(
             watch, group, plural, parse_resource_version(resource_version)
         ):
             return watch
-        self._history.subscribe(group, plural, watch)
+        self._index.history.subscribe(group, plural, watch)
         return watch
 
     def set_log_provider(self, provider: LogProvider) -> None:
@@ -219,7 +253,7 @@ class Store(GarbageCollector):
 
     def pod_log(self, namespace: str, name: str, container: str | None = None) -> str:
         """The log text of a pod's container."""
-        self._entry(self.resource("", "pods"), namespace, name)
+        self._index.entry(self.resource("", "pods"), namespace, name)
         return self._log_provider(namespace, name, container) if self._log_provider else ""
 
     # ---- writes ----
@@ -274,7 +308,7 @@ class Store(GarbageCollector):
         name = metadata.get("name") or ""
         validate_name(rtype, name, builtin=self.is_builtin(rtype))
         self._check_namespace_open(rtype, namespace, name)
-        if (namespace or "", name) in self._objects[(rtype.group, rtype.plural)]:
+        if (namespace or "", name) in self._index.objects(rtype.group, rtype.plural):
             raise ApiError(
                 409,
                 "AlreadyExists",
@@ -294,22 +328,18 @@ class Store(GarbageCollector):
             set_defaults(rtype.kind, obj, lambda: next(self._cluster_ips))
             if rtype.has_status:
                 obj["status"] = initial_status(rtype.kind)
-        obj = self._crds.prepare(rtype, obj, None, subresource=None, strict=strict)
+        obj = self._index.schemas.prepare(rtype, obj, None, subresource=None, strict=strict)
         self._validate(rtype, obj, None, subresource=None)
         if (rtype.group, rtype.plural) == (CRD_GROUP, CRD_PLURAL):
             obj["status"] = crd_status(obj, now_rfc3339())
         if dry_run:
             return obj
-        self._rv += 1
-        metadata["resourceVersion"] = str(self._rv)
-        strategy = self._strategy(rtype)
+        strategy = self._index.strategy(rtype)
         owned = applied_paths if applied_paths is not None else patching.field_paths(obj, strategy)
         owner = manager_id(manager, applied_paths is not None, None)
-        entry = Entry(obj, {owner: owned}, {owner: now_rfc3339()})
-        self._put(rtype, entry, None)
-        self._emit(rtype, "ADDED", obj, None)
+        self._index.add(rtype, Entry(obj, {owner: owned}, {owner: now_rfc3339()}))
         if (rtype.group, rtype.plural) == (CRD_GROUP, CRD_PLURAL):
-            self._register_crd(obj)
+            self._index.serve_crd(obj)
         return copy.deepcopy(obj)
 
     def replace(
@@ -327,7 +357,7 @@ class Store(GarbageCollector):
     ) -> dict[str, Any]:
         """Replace an object (PUT); a stale metadata.resourceVersion raises Conflict."""
         rtype = self.resource(group, plural)
-        entry = self._entry(rtype, namespace, name)
+        entry = self._index.entry(rtype, namespace, name)
         if not isinstance(obj, dict):
             raise bad_request("the body of the request must be a JSON object")
         check_url_name(obj.get("metadata"), name)
@@ -372,7 +402,7 @@ class Store(GarbageCollector):
                 f"the body of the request was in an unknown format - accepted media types include: "
                 f"{patching.JSON_PATCH}, {patching.MERGE_PATCH}, {patching.APPLY_PATCH}",
             )
-        entry = self._entry(rtype, namespace, name)
+        entry = self._index.entry(rtype, namespace, name)
         current = scale_of(entry.obj) if subresource == "scale" else entry.obj
         try:
             if patch_type == patching.MERGE_PATCH:
@@ -384,7 +414,7 @@ class Store(GarbageCollector):
             elif patch_type == patching.STRATEGIC_MERGE_PATCH:
                 if not isinstance(patch, dict):
                     raise patching.PatchError("strategic merge patch must be a JSON object")
-                patched = patching.strategic_merge(current, patch, self._strategy(rtype))
+                patched = patching.strategic_merge(current, patch, self._index.strategy(rtype))
             else:
                 raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {patch_type}")
         except patching.PatchError as error:
@@ -415,13 +445,13 @@ class Store(GarbageCollector):
     ) -> dict[str, Any]:
         """Delete an object; returns its last state (with deletionTimestamp if still present)."""
         rtype = self.resource(group, plural)
-        entry = self._entry(rtype, namespace, name)
+        entry = self._index.entry(rtype, namespace, name)
         policy = propagation_policy or ("Orphan" if rtype.orphan_by_default else "Background")
         if policy not in ("Orphan", "Background", "Foreground"):
             raise bad_request(f"unsupported propagationPolicy {policy!r}")
         if dry_run:
             return copy.deepcopy(entry.obj)
-        return copy.deepcopy(self._delete(rtype, entry, policy))
+        return copy.deepcopy(self._gc.delete(rtype, entry, policy))
 
     def delete_collection(
         self,
@@ -456,8 +486,8 @@ class Store(GarbageCollector):
         """Raise unless a namespaced object's namespace exists and is not terminating."""
         if not rtype.namespaced:
             return
-        ns_type = self._types[("", "namespaces")]
-        entry = self._objects[("", "namespaces")].get(("", namespace))
+        ns_type = self.resource("", "namespaces")
+        entry = self._index.objects("", "namespaces").get(("", namespace))
         if entry is None:
             raise not_found(ns_type, namespace)
         if entry.obj["metadata"].get("deletionTimestamp"):
@@ -486,7 +516,7 @@ class Store(GarbageCollector):
         causes: Causes = []
         if (rtype.group, rtype.plural) == (CRD_GROUP, CRD_PLURAL):
             causes.extend(crd_causes(obj))
-        causes.extend(self._crds.causes(rtype, obj, old, subresource=subresource))
+        causes.extend(self._index.schemas.causes(rtype, obj, old, subresource=subresource))
         if causes:
             raise invalid(rtype, obj["metadata"].get("name", ""), causes)
 
@@ -530,7 +560,9 @@ class Store(GarbageCollector):
         if self.is_builtin(rtype):
             kept_ip = (old.get("spec") or {}).get("clusterIP")
             set_defaults(rtype.kind, merged, lambda: kept_ip or next(self._cluster_ips))
-        merged = self._crds.prepare(rtype, merged, old, subresource=subresource, strict=strict)
+        merged = self._index.schemas.prepare(
+            rtype, merged, old, subresource=subresource, strict=strict
+        )
         self._validate(rtype, merged, old, subresource=subresource)
         check_finalizers(rtype, old, merged)
         if (rtype.group, rtype.plural) == (CRD_GROUP, CRD_PLURAL):
@@ -544,10 +576,10 @@ class Store(GarbageCollector):
         owner = manager_id(
             manager, applied_paths is not None, "scale" if via_scale else subresource
         )
-        record_ownership(entry, old, merged, owner, applied_paths, self._strategy(rtype))
-        self._commit(rtype, entry, merged)
+        record_ownership(entry, old, merged, owner, applied_paths, self._index.strategy(rtype))
+        self._index.commit(rtype, entry, merged)
         if merged["metadata"].get("deletionTimestamp") and not merged["metadata"].get("finalizers"):
-            self._remove(rtype, entry)
+            self._gc.remove(rtype, entry)
         return copy.deepcopy(entry.obj)
 
     # ---- internals: scale subresource ----
@@ -605,11 +637,11 @@ class Store(GarbageCollector):
         metadata = applied.setdefault("metadata", {})
         check_url_name(metadata, name)
         metadata["name"] = name
-        strategy = self._strategy(rtype)
+        strategy = self._index.strategy(rtype)
         paths = patching.field_paths(applied, strategy)
         paths = {p for p in paths if (p[0] == "status") == (subresource == "status")}
         scope = (namespace or "") if rtype.namespaced else ""
-        entry = self._objects[(rtype.group, rtype.plural)].get((scope, name))
+        entry = self._index.objects(rtype.group, rtype.plural).get((scope, name))
         if entry is None:
             if subresource:
                 raise not_found(rtype, name)

@@ -20,8 +20,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gyre_local.controllers import watch_forever
-from gyre_local.store import ApiError, Store
+from gyre_local.controllers.informer import watch_forever
+from gyre_local.store.store import ApiError, Store
 
 log = logging.getLogger(__name__)
 

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 from aiohttp import web
 
-from gyre_local import openapi
-from gyre_local.patching import APPLY_PATCH, PATCH_TYPES
-from gyre_local.store import ApiError, ResourceType, Store, Watch, bad_request
+from gyre_local.apiserver import discovery, openapi, tables
+from gyre_local.store.patching import APPLY_PATCH, PATCH_TYPES
+from gyre_local.store.store import ApiError, ResourceType, Store, Watch, bad_request
 
 SERVER_VERSION = {
     "major": "1",
@@ -28,7 +25,6 @@ SERVER_VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
-_AGGREGATED_DISCOVERY = "as=APIGroupDiscoveryList"
 # How often an idle watch checks whether its client went away.
 _WATCH_LIVENESS_SECONDS = 5.0
 _STORE_KEY = web.AppKey("store", Store)
@@ -75,114 +71,11 @@ async def _route(request: web.Request, store: Store) -> web.StreamResponse:
         return _json(document)
     segments = [s for s in path.split("/") if s]
     if segments[:1] == ["api"] or segments[:1] == ["apis"]:
-        if request.method == "GET" and _is_discovery(segments):
-            return _discovery(request, store, segments)
+        if request.method == "GET" and discovery.is_discovery(segments):
+            accept = request.headers.get("Accept", "")
+            return _json(discovery.document(store, segments, accept, request.host))
         return await _resource_request(request, store, segments)
     raise ApiError(404, "NotFound", "the server could not find the requested resource")
-
-
-# ---- discovery ----
-
-
-def _is_discovery(segments: list[str]) -> bool:
-    return len(segments) <= (2 if segments[0] == "api" else 3)
-
-
-def _discovery(request: web.Request, store: Store, segments: list[str]) -> web.Response:
-    accept = request.headers.get("Accept", "")
-    if _AGGREGATED_DISCOVERY in accept and not _accepts_plain_json(accept):
-        raise ApiError(406, "NotAcceptable", "only the unaggregated discovery form is served")
-    types = store.resource_types()
-    if segments == ["api"]:
-        return _json(
-            {
-                "kind": "APIVersions",
-                "versions": ["v1"],
-                "serverAddressByClientCIDRs": [
-                    {"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}
-                ],
-            }
-        )
-    if segments == ["apis"]:
-        groups = sorted({t.group for t in types if t.group})
-        return _json(
-            {
-                "kind": "APIGroupList",
-                "apiVersion": "v1",
-                "groups": [_group_info(g, types) for g in groups],
-            }
-        )
-    if segments[0] == "api":
-        group, version = "", segments[1]
-    elif len(segments) == 2:
-        if not any(t.group == segments[1] for t in types):
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        return _json({"kind": "APIGroup", "apiVersion": "v1", **_group_info(segments[1], types)})
-    else:
-        group, version = segments[1], segments[2]
-    served = [t for t in types if t.group == group and version in t.versions]
-    if not served:
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
-    return _json(
-        {
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": f"{group}/{version}" if group else version,
-            "resources": [r for t in served for r in _api_resources(t)],
-        }
-    )
-
-
-def _accepts_plain_json(accept: str) -> bool:
-    for media in accept.split(","):
-        params = [p.strip() for p in media.split(";")]
-        if params[0] in ("application/json", "*/*") and not any(
-            p.startswith("as=") for p in params[1:]
-        ):
-            return True
-    return False
-
-
-def _group_info(group: str, types: list[ResourceType]) -> dict[str, Any]:
-    versions: list[str] = []
-    for rtype in types:
-        if rtype.group == group:
-            versions.extend(v for v in rtype.versions if v not in versions)
-    preferred = next(t.version for t in types if t.group == group)
-    return {
-        "name": group,
-        "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
-        "preferredVersion": {"groupVersion": f"{group}/{preferred}", "version": preferred},
-    }
-
-
-def _api_resources(rtype: ResourceType) -> list[dict[str, Any]]:
-    main: dict[str, Any] = {
-        "name": rtype.plural,
-        "singularName": rtype.singular_name,
-        "namespaced": rtype.namespaced,
-        "kind": rtype.kind,
-        "verbs": list(rtype.verbs),
-    }
-    if rtype.short_names:
-        main["shortNames"] = list(rtype.short_names)
-    if rtype.categories:
-        main["categories"] = list(rtype.categories)
-    resources = [main]
-    for sub in rtype.subresources:
-        entry: dict[str, Any] = {
-            "name": f"{rtype.plural}/{sub}",
-            "singularName": "",
-            "namespaced": rtype.namespaced,
-            "kind": rtype.kind,
-            "verbs": ["get", "patch", "update"],
-        }
-        if sub == "scale":
-            entry.update(group="autoscaling", version="v1", kind="Scale")
-        elif sub == "log":
-            entry.update(kind="Pod", verbs=["get"])
-        resources.append(entry)
-    return resources
 
 
 # ---- resources ----
@@ -324,7 +217,16 @@ async def _object_request(
         )
         if "as=Table" in request.headers.get("Accept", "") and target.subresource is None:
             meta = {"resourceVersion": obj["metadata"]["resourceVersion"]}
-            return _json(_table(store, target, [obj], meta, request.query.get("includeObject")))
+            return _json(
+                tables.table(
+                    store,
+                    target.rtype,
+                    target.version,
+                    [obj],
+                    meta,
+                    request.query.get("includeObject"),
+                )
+            )
         return _json(obj)
     if method == "PUT":
         body = _versioned_body(target, await _body(request))
@@ -464,7 +366,11 @@ def _list(request: web.Request, store: Store, target: _Target) -> web.Response:
         meta["remainingItemCount"] = page.remaining
     items = [_present(target, item) for item in page.items]
     if "as=Table" in request.headers.get("Accept", ""):
-        return _json(_table(store, target, items, meta, request.query.get("includeObject")))
+        return _json(
+            tables.table(
+                store, target.rtype, target.version, items, meta, request.query.get("includeObject")
+            )
+        )
     return _json(_list_object(target, items, meta))
 
 
@@ -506,44 +412,6 @@ async def _close_when_client_leaves(request: web.Request, watch: Watch) -> None:
     watch.close()
 
 
-# ---- server-side table printing ----
-
-_PATH_TOKEN = re.compile(
-    r"\.([A-Za-z0-9_-]+)|\[(\d+)\]|\[\?\(@\.([A-Za-z0-9_.-]+)==\"([^\"]*)\"\)\]"
-)
-
-
-def _json_path(obj: Any, expression: str) -> Any:
-    """Evaluate the simple JSONPath subset used by printer columns."""
-    current: list[Any] = [obj]
-    for field_name, index, filter_field, filter_value in _PATH_TOKEN.findall(expression):
-        following: list[Any] = []
-        for value in current:
-            if field_name and isinstance(value, dict) and field_name in value:
-                following.append(value[field_name])
-            elif index and isinstance(value, list) and int(index) < len(value):
-                following.append(value[int(index)])
-            elif filter_field and isinstance(value, list):
-                following.extend(
-                    item
-                    for item in value
-                    if isinstance(item, dict) and str(item.get(filter_field)) == filter_value
-                )
-        current = following
-    return current[0] if current else None
-
-
-def _age(timestamp: str | None) -> str:
-    if not timestamp:
-        return "<unknown>"
-    created = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    seconds = max(0, int((datetime.now(UTC) - created).total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size * (2 if unit != "d" else 1):
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
 def _tail(text: str, tail_lines: str | None) -> str:
     """The last tailLines lines of a log, or all of it."""
     if tail_lines is None:
@@ -554,126 +422,3 @@ def _tail(text: str, tail_lines: str | None) -> str:
         raise bad_request(f"tailLines must be an integer, got {tail_lines!r}") from None
     lines = text.splitlines(keepends=True)
     return "".join(lines[-count:]) if count > 0 else ""
-
-
-def _pod_status(pod: dict[str, Any]) -> str:
-    """The STATUS kubectl shows: a waiting or terminated container's reason, else the phase."""
-    status = pod.get("status") or {}
-    if pod["metadata"].get("deletionTimestamp"):
-        return "Terminating"
-    for container in status.get("containerStatuses") or []:
-        state = container.get("state") or {}
-        for key in ("waiting", "terminated"):
-            reason = (state.get(key) or {}).get("reason")
-            if reason:
-                return str(reason)
-    return str(status.get("phase", "Pending"))
-
-
-def _pod_ready(pod: dict[str, Any]) -> str:
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    total = len((pod.get("spec") or {}).get("containers") or [])
-    return f"{sum(1 for s in statuses if s.get('ready'))}/{total}"
-
-
-def _pod_restarts(pod: dict[str, Any]) -> int:
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    return sum(int(s.get("restartCount", 0)) for s in statuses)
-
-
-Column = tuple[str, str, Callable[[dict[str, Any]], Any]]
-_AGE_COLUMN: Column = ("Age", "string", lambda o: _age(o["metadata"].get("creationTimestamp")))
-_BUILTIN_COLUMNS: dict[str, list[Column]] = {
-    "Pod": [
-        ("Ready", "string", _pod_ready),
-        ("Status", "string", _pod_status),
-        ("Restarts", "integer", _pod_restarts),
-    ],
-    "Deployment": [
-        (
-            "Ready",
-            "string",
-            lambda o: (
-                f"{_json_path(o, '.status.readyReplicas') or 0}/{_json_path(o, '.spec.replicas')}"
-            ),
-        ),
-        ("Up-to-date", "integer", lambda o: _json_path(o, ".status.updatedReplicas") or 0),
-        ("Available", "integer", lambda o: _json_path(o, ".status.availableReplicas") or 0),
-    ],
-    "Job": [
-        (
-            "Completions",
-            "string",
-            lambda o: (
-                f"{_json_path(o, '.status.succeeded') or 0}/{_json_path(o, '.spec.completions')}"
-            ),
-        ),
-    ],
-    "Namespace": [("Status", "string", lambda o: _json_path(o, ".status.phase"))],
-    "ConfigMap": [("Data", "integer", lambda o: len(o.get("data") or {}))],
-}
-
-
-def _columns(store: Store, target: _Target) -> list[tuple[Column, int]]:
-    """The table columns after Name with their priorities, as kube-apiserver builds them.
-
-    Built-in kinds and CRDs without printer columns end with Age; a CRD's declared columns
-    replace that default, and its date columns show an age, like the apiserver's converter.
-    """
-    rtype = target.rtype
-    if store.is_builtin(rtype):
-        return [(c, 0) for c in _BUILTIN_COLUMNS.get(rtype.kind, [])] + [(_AGE_COLUMN, 0)]
-    declared = openapi.printer_columns(store, rtype, target.version)
-    if not declared:
-        return [(_AGE_COLUMN, 0)]
-    return [
-        (
-            (
-                spec["name"],
-                spec.get("type", "string"),
-                _path_cell(spec["jsonPath"], spec.get("type")),
-            ),
-            int(spec.get("priority", 0)),
-        )
-        for spec in declared
-    ]
-
-
-def _path_cell(expression: str, column_type: str | None) -> Callable[[dict[str, Any]], Any]:
-    if column_type == "date":
-        return lambda obj: _age(value) if (value := _json_path(obj, expression)) else None
-    return lambda obj: _json_path(obj, expression)
-
-
-def _table(
-    store: Store,
-    target: _Target,
-    items: list[dict[str, Any]],
-    meta: dict[str, Any],
-    include_object: str | None,
-) -> dict[str, Any]:
-    columns = _columns(store, target)
-    definitions = [{"name": "Name", "type": "string", "format": "name", "priority": 0}]
-    definitions += [
-        {"name": n, "type": "string" if t == "date" else t, "format": "", "priority": p}
-        for (n, t, _), p in columns
-    ]
-    rows = []
-    for item in items:
-        cells = [item["metadata"]["name"], *(fn(item) for (_, _, fn), _ in columns)]
-        if include_object == "Object":
-            row_object: dict[str, Any] = item
-        else:
-            row_object = {
-                "kind": "PartialObjectMetadata",
-                "apiVersion": "meta.k8s.io/v1",
-                "metadata": item["metadata"],
-            }
-        rows.append({"cells": cells, "object": row_object})
-    return {
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": meta,
-        "columnDefinitions": definitions,
-        "rows": rows,
-    }

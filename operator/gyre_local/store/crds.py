@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from gyre_local import patching
-from gyre_local.builtins import ResourceType
-from gyre_local.errors import Causes, bad_request
-from gyre_local.rules import with_status_of
+from gyre_local.store import patching
+from gyre_local.store.builtins import ResourceType
+from gyre_local.store.errors import Causes, bad_request
+from gyre_local.store.rules import with_status_of
+
+try:
+    from gyre_local.schema.validation import SchemaValidator
+except ImportError as error:
+    # A missing validator must never silently let every custom object through.
+    raise ImportError(
+        f"the local cluster validates custom resources with {error.name or 'a module'} "
+        "that is not installed; install the local extra: pip install 'gyre-operator[local]'",
+        name=error.name,
+    ) from error
 
 SchemaKey = tuple[str, str, str]  # group, plural, version
 
@@ -17,7 +27,7 @@ class CustomResourceSchemas:
 
     def __init__(self) -> None:
         self._schemas: dict[SchemaKey, dict[str, Any]] = {}
-        self._validators: dict[SchemaKey, Any] = {}
+        self._validators: dict[SchemaKey, SchemaValidator] = {}
 
     def schema(self, rtype: ResourceType, version: str) -> dict[str, Any] | None:
         """The openAPIV3Schema of a custom resource version, if it has one."""
@@ -84,7 +94,7 @@ class CustomResourceSchemas:
             or error.field.startswith("status.")
         ]
 
-    def _validator(self, rtype: ResourceType, obj: dict[str, Any]) -> Any:
+    def _validator(self, rtype: ResourceType, obj: dict[str, Any]) -> SchemaValidator | None:
         version = str(obj.get("apiVersion", "")).rpartition("/")[2]
         if version not in rtype.versions:
             version = rtype.version
@@ -93,10 +103,6 @@ class CustomResourceSchemas:
         if schema is None:
             return None
         if key not in self._validators:
-            try:
-                from gyre_local.validation import SchemaValidator
-            except ImportError:
-                return None
             self._validators[key] = SchemaValidator(schema)
         return self._validators[key]
 

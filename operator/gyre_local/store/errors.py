@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gyre_local.builtins import ResourceType
+from gyre_local.store.builtins import ResourceType
 
 Causes = list[tuple[str, str, str]]  # (reason, field, detail) of a 422 Invalid
 

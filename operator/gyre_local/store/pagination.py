@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from gyre_local.errors import bad_request
+from gyre_local.store.errors import bad_request
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import jsonschema
 from jsonschema.exceptions import FormatError, ValidationError
 
-from gyre_local.cel import (
+from gyre_local.schema.cel import (
     HAS_OLD_SELF,
     NO_SUCH_OVERLOAD,
     CompiledRule,

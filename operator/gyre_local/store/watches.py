@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gyre_local.builtins import ResourceType
-from gyre_local.errors import ApiError
+from gyre_local.store.builtins import ResourceType
+from gyre_local.store.errors import ApiError
 
 WatchFilter = Callable[[dict[str, Any]], bool]
 

@@ -6,8 +6,8 @@ import copy
 import re
 from typing import Any
 
-from gyre_local.builtins import ResourceType
-from gyre_local.errors import bad_request, invalid
+from gyre_local.store.builtins import ResourceType
+from gyre_local.store.errors import bad_request, invalid
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gyre_local import patching
-from gyre_local.builtins import ResourceType
 from gyre_local.clock import now_rfc3339
-from gyre_local.errors import ApiError, resource_details
+from gyre_local.store import patching
+from gyre_local.store.builtins import ResourceType
+from gyre_local.store.errors import ApiError, resource_details
 
 _SYSTEM_MANAGER = "kube-apiserver"
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from gyre_local.controllers import watch_forever
-from gyre_local.kubelet_process import ImageMap, PodFiles, ProcessPod
-from gyre_local.kubelet_state import NODE_NAME, Backoff, PodRecord, pod_status, restarts
-from gyre_local.store import ApiError, Store
+from gyre_local.controllers.informer import watch_forever
+from gyre_local.kubelet.process import ImageMap, PodFiles, ProcessPod, claim_directory
+from gyre_local.kubelet.state import NODE_NAME, Backoff, PodRecord, pod_status, restarts
+from gyre_local.store.store import ApiError, Store
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,7 @@ class Kubelet:
         self.rules = rules or SimulationRules()
         self.image_map = image_map or ImageMap()
         self.state_dir = state_dir
+        self._shared_volumes = state_dir / "volumes"
         self.backoff = backoff or Backoff()
         self.extra_env = dict(extra_env or {})
         self._pods: dict[str, _PodHandle] = {}
@@ -280,6 +281,10 @@ class Kubelet:
                     )
                 return handle.runner.logs(chosen)
         return ""
+
+    def claim_directory(self, namespace: str, claim: str) -> Path:
+        """The local directory process pods mount for a PersistentVolumeClaim of a namespace."""
+        return claim_directory(self._shared_volumes, namespace, claim)
 
     def mode_for(self, pod: Mapping[str, Any]) -> str:
         """simulated or process, for one pod."""
@@ -316,7 +321,7 @@ class Kubelet:
         files = (
             PodFiles(
                 self.state_dir / "pods" / f"{namespace}_{name}_{uid[:8]}",
-                self.state_dir / "volumes",
+                self._shared_volumes,
             )
             if mode == "process"
             else None

@@ -22,7 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gyre_local.kubelet_state import (
+from gyre_local.kubelet.probes import ProbeContext, run_probe
+from gyre_local.kubelet.state import (
     NODE_NAME,
     POD_IP,
     Backoff,
@@ -30,8 +31,7 @@ from gyre_local.kubelet_state import (
     PodRecord,
     restarts,
 )
-from gyre_local.probes import ProbeContext, run_probe
-from gyre_local.store import ApiError, Store
+from gyre_local.store.store import ApiError, Store
 
 T = TypeVar("T")
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
@@ -188,6 +188,11 @@ def field_ref(pod: Mapping[str, Any], path: str) -> str:
     raise ContainerConfigError(f"unsupported fieldRef {path!r}")
 
 
+def claim_directory(shared_volumes: Path, namespace: str, claim: str) -> Path:
+    """The directory standing in for a PersistentVolumeClaim, shared by every pod using it."""
+    return shared_volumes / namespace / claim
+
+
 class PodFiles:
     """The pod's directory: volumes, logs, termination message files."""
 
@@ -236,7 +241,9 @@ class VolumeBuilder:
                 path.mkdir(parents=True, exist_ok=True)
             return path
         if claim := volume.get("persistentVolumeClaim"):
-            path = self._files.shared_volumes / self._namespace / str(claim["claimName"])
+            path = claim_directory(
+                self._files.shared_volumes, self._namespace, str(claim["claimName"])
+            )
             path.mkdir(parents=True, exist_ok=True)
             return path
         path = self._files.root / "volumes" / str(volume["name"])

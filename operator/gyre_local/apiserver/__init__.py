@@ -1,0 +1,1 @@
+"""The Kubernetes API over HTTP: routes, discovery, Table output and OpenAPI documents."""

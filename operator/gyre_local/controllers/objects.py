@@ -1,0 +1,58 @@
+"""What controllers read from and write into objects: owner references, pod state, names."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+# Kubernetes' alphabet for generated name suffixes: no vowels, no look-alike characters.
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def random_suffix(length: int = 5) -> str:
+    """A random name suffix like the ones Kubernetes generates."""
+    return "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(length))
+
+
+def controller_of(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The ownerReference marked controller: true, if any."""
+    for reference in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if reference.get("controller"):
+            return dict(reference)
+    return None
+
+
+def owned_by(obj: dict[str, Any], owner: dict[str, Any]) -> bool:
+    """Whether obj's controller reference points at owner (by uid)."""
+    reference = controller_of(obj)
+    return reference is not None and reference.get("uid") == owner["metadata"]["uid"]
+
+
+def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
+    """A controller ownerReference to owner, blocking its foreground deletion."""
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def is_deleting(obj: dict[str, Any]) -> bool:
+    """Whether the object has a deletionTimestamp."""
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    """Whether a pod's Ready condition is True."""
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+def pod_terminal(pod: dict[str, Any]) -> bool:
+    """Whether a pod reached Succeeded or Failed."""
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")

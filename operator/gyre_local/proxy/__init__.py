@@ -1,0 +1,1 @@
+"""Local listeners for Services and HTTPRoutes that forward to ready pods."""

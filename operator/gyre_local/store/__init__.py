@@ -1,0 +1,1 @@
+"""The in-memory object store with Kubernetes API semantics and its parts."""
