@@ -194,7 +194,8 @@ class _Context:
     def _wait(self, reason: str, message: str) -> Plan:
         deadline = self.run.spec.active_deadline_seconds
         created = datetime.fromisoformat(str(self.run.metadata["creationTimestamp"]))
-        if deadline is not None and (self.now - created).total_seconds() >= deadline:
+        waited = (self.now - created).total_seconds()
+        if deadline is not None and waited >= deadline:
             return self._finish(
                 "DatasetNotReady", f"{message} after activeDeadlineSeconds {deadline}"
             )
@@ -205,8 +206,12 @@ class _Context:
         events: tuple[EventRecord, ...] = ()
         if ready_reason(self.old.conditions) != reason:
             events = (EventRecord(WARNING, reason, message),)
-        # Dataset events wake a waiting run; the retry only covers a missed one.
-        return Plan(status=to_wire(status), events=events, requeue_after=WAIT_RETRY_SECONDS)
+        # Dataset events wake a waiting run; the retry covers a missed one, and the deadline,
+        # which no event announces.
+        retry = (
+            WAIT_RETRY_SECONDS if deadline is None else min(WAIT_RETRY_SECONDS, deadline - waited)
+        )
+        return Plan(status=to_wire(status), events=events, requeue_after=retry)
 
     def _invalid_spec(self, dataset: Dataset) -> str:
         trainer = self.run.spec.trainer
