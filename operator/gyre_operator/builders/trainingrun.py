@@ -12,12 +12,7 @@ from pydantic import ValidationError
 from gyre_operator.api import API_VERSION, Dataset, ModelVersion, TrainingRun, to_wire
 from gyre_operator.api.common import format_timestamp
 from gyre_operator.api.dataset import DatasetPhase
-from gyre_operator.api.modelversion import (
-    Artifact,
-    Lineage,
-    ModelVersionSpec,
-    Signature,
-)
+from gyre_operator.api.modelversion import ModelVersionSpec
 from gyre_operator.api.training import (
     Algorithm,
     Gate,
@@ -377,23 +372,24 @@ class _Context:
     ) -> dict[str, Any]:
         spec = self.run.spec
         trainer = spec.trainer
-        model_spec = ModelVersionSpec(
-            model=spec.model,
-            version=version,
-            artifact=Artifact(uri=result["modelUri"], sha256=result["sha256"]),
-            signature=Signature.model_validate(result["signature"])
-            if result.get("signature")
-            else None,
-            metrics=status.metrics,
-            lineage=Lineage(
-                training_run=self.name,
-                dataset=spec.dataset_ref.name,
-                dataset_digest=status.dataset_digest,
-                algorithm=str(trainer.algorithm) if trainer.algorithm else "custom",
-                hyperparameters=trainer.hyperparameters,
-                trainer_image=trainer.image or self.config.runtime_image,
-                features=result.get("features"),
-            ),
+        # Validated as one document, so an error names its place in the spec (signature.inputs).
+        model_spec = ModelVersionSpec.model_validate(
+            {
+                "model": spec.model,
+                "version": version,
+                "artifact": {"uri": result["modelUri"], "sha256": result["sha256"]},
+                "signature": result.get("signature") or None,
+                "metrics": status.metrics,
+                "lineage": {
+                    "trainingRun": self.name,
+                    "dataset": spec.dataset_ref.name,
+                    "datasetDigest": status.dataset_digest,
+                    "algorithm": str(trainer.algorithm) if trainer.algorithm else "custom",
+                    "hyperparameters": trainer.hyperparameters,
+                    "trainerImage": trainer.image or self.config.runtime_image,
+                    "features": result.get("features"),
+                },
+            }
         )
         name = f"{spec.model}-v{version}"
         return {
