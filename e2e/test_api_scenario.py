@@ -85,7 +85,7 @@ def test_modelversion_spec_cannot_be_changed(target: Target) -> None:
     patched = target.kubectl(
         "patch",
         "modelversion",
-        "wine-v100",
+        "wine-notebook-v1",
         "--type=merge",
         "-p",
         '{"spec": {"artifact": {"uri": "s3://elsewhere/model.onnx"}}}',

@@ -81,10 +81,6 @@ def test_demo_without_examples_says_where_it_looked(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="the operator does not yet profile Datasets, train or register ModelVersions",
-)
 def test_demo_exit_when_done_reaches_every_milestone(tmp_path: Path) -> None:
     result = subprocess.run(
         [*DEMO, "--state-dir", str(tmp_path), "--exit-when-done", "--timeout", "120"],

@@ -78,7 +78,7 @@ def test_stream_yields_each_targets_first_milestone_and_ends_when_all_are_reache
         ("Dataset", DATASET_READY),
         ("TrainingRun", obj("wine-1", phase="Running")),
         ("TrainingRun", RUN_SUCCEEDED),
-        ("ModelVersion", obj("wine-v100", phase="Ready")),
+        ("ModelVersion", obj("wine-notebook-v1", phase="Ready")),
         ("ModelVersion", MODEL_READY),
     ]
     reached = [m.name for m in milestones(iter(events))]
