@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gyre_operator.api import Dataset, parse_duration, to_wire
+from gyre_operator.api import ConditionStatus, Dataset, get_condition, parse_duration, to_wire
 from gyre_operator.api.dataset import (
     MAX_VERSIONS,
     DatasetPhase,
@@ -25,7 +25,7 @@ from gyre_operator.builders.jobs import (
 )
 from gyre_operator.builders.naming import child_name, short_hash
 from gyre_operator.builders.plan import NORMAL, WARNING, EventRecord, Plan
-from gyre_operator.builders.status import generation_of, timestamp, with_ready
+from gyre_operator.builders.status import READY, generation_of, timestamp, with_ready
 from gyre_operator.config import OperatorConfig
 
 COMPONENT = "profile"
@@ -116,13 +116,34 @@ def build_dataset(
     name = profile_job_name(dataset, slot)
     job = next((j for j in observed.jobs if j.name == name), None)
     if old.profile_job == name and old.phase in (DatasetPhase.READY, DatasetPhase.FAILED):
-        return Plan(status=to_wire(old), requeue_after=requeue)  # recorded; the Job may be gone
+        # Recorded; the Job may be gone. The name covers all a profile depends on, so the
+        # outcome holds for this generation too (a change of refreshInterval alone).
+        status = _observed(old, generation_of(obj), now)
+        return Plan(status=to_wire(status), requeue_after=requeue)
     if job is not None and job.state is not JobState.ACTIVE:
         status, events = _record(old, job, now)
         return Plan(status=to_wire(status), events=events, requeue_after=requeue)
     status, events = _profiling(old, name, generation_of(obj), now)
     children = () if job is not None else (build_profile_job(obj, dataset, name, config),)
     return Plan(status=to_wire(status), children=children, events=events, requeue_after=requeue)
+
+
+def _observed(old: DatasetStatus, generation: int | None, now: datetime) -> DatasetStatus:
+    """A recorded outcome, as observed at the object's current generation."""
+    if old.observed_generation == generation:
+        return old
+    status = old.model_copy(update={"observed_generation": generation})
+    ready = get_condition(old.conditions, READY)
+    if ready is not None:
+        status.conditions = with_ready(
+            old.conditions,
+            ready.status == ConditionStatus.TRUE,
+            ready.reason,
+            ready.message,
+            generation=generation,
+            now=now,
+        )
+    return status
 
 
 def _profiling(
