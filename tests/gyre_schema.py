@@ -19,7 +19,7 @@ CRDS = REPO / "crds"
 def example_manifests() -> list[tuple[str, dict[str, Any]]]:
     """(file name, object) for every document in examples/."""
     out = []
-    for path in sorted(EXAMPLES.glob("*.yaml")):
+    for path in sorted(EXAMPLES.rglob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc:
                 out.append((path.name, doc))

@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("gyre_runtime.train", "train a built-in model and export it to ONNX"),
     "publish": ("gyre_runtime.publish", "upload a custom trainer's model.onnx and metrics"),
     "verify": ("gyre_runtime.verify", "check a model file's digest and read its signature"),
+    "fetch": ("gyre_runtime.fetch", "copy a pinned data set into the pod, checking its digest"),
 }
 
 

@@ -65,9 +65,7 @@ def load_table(
     if fmt not in FORMATS:
         raise RuntimeFailure("InvalidData", f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     types = dict(columns_types or {})
-    if not uri.endswith("/") and _unreadable_as_failure(lambda: storage.is_directory(uri)):
-        uri += "/"
-    files = _data_files(uri)
+    uri, files = dataset_files(uri)
     tables: list[Any] = []
     digests: list[str] = []
     for file_uri in files:
@@ -90,6 +88,16 @@ def prefix_digest(prefix: str, files: Sequence[str], digests: Sequence[str]) -> 
         for file_uri, digest in sorted(zip(files, digests, strict=True))
     )
     return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def dataset_files(uri: str) -> tuple[str, list[str]]:
+    """A data set's URI (ending in `/` when it is a prefix) and its data files in name order.
+
+    Hidden files and folders (`.crc`, `_SUCCESS`) under a prefix are not data.
+    """
+    if not uri.endswith("/") and _unreadable_as_failure(lambda: storage.is_directory(uri)):
+        uri += "/"
+    return uri, _data_files(uri)
 
 
 def _data_files(uri: str) -> list[str]:

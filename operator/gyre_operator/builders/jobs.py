@@ -88,7 +88,7 @@ class JobRequest:
     ttl_seconds_after_finished: int | None = None
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
-    shared_dir: str | None = None
+    shared_dirs: tuple[str, ...] = ()
 
 
 def job_state(job: dict[str, Any]) -> tuple[JobState, str, str]:
@@ -176,9 +176,9 @@ def build_job(request: JobRequest) -> dict[str, Any]:
         {"name": f"pvc-{i}", "mountPath": f"{PVC_MOUNT_ROOT}/{claim}"}
         for i, claim in enumerate(claims)
     ]
-    if request.shared_dir is not None:
-        volumes.append({"name": "shared", "emptyDir": {}})
-        mounts.append({"name": "shared", "mountPath": request.shared_dir})
+    for i, directory in enumerate(request.shared_dirs):
+        volumes.append({"name": f"shared-{i}", "emptyDir": {}})
+        mounts.append({"name": f"shared-{i}", "mountPath": directory})
     claim_env = [
         {"name": f"GYRE_PVC_{env_name(claim)}", "value": f"{PVC_MOUNT_ROOT}/{claim}"}
         for claim in claims

@@ -39,6 +39,9 @@ MODEL_LABEL = "gyre.dev/model"
 RUN_UID_LABEL = "gyre.dev/training-run-uid"
 RUN_ANNOTATION = "gyre.dev/training-run"
 VERIFIED_ANNOTATION = "gyre.dev/verified-sha256"
+# A custom trainer's Job shares two directories between its containers: the pinned data set
+# is fetched into the input one, the trainer writes the output one, and publish uploads it.
+INPUT_DIR = "/gyre/input"
 OUTPUT_DIR = "/gyre/output"
 WAIT_RETRY_SECONDS = 60.0
 
@@ -108,6 +111,12 @@ def evaluate_gates(gates: list[Gate], metrics: dict[str, float]) -> Verdict:
 def next_version(taken: tuple[int, ...]) -> int:
     """The next free version number of a model."""
     return max(taken, default=0) + 1
+
+
+def dataset_input_path(uri: str) -> str:
+    """Where a custom trainer finds the fetched data set: a file, or a directory for a prefix."""
+    name = uri.rstrip("/").rsplit("/", 1)[-1] if not uri.endswith("/") else ""
+    return f"{INPUT_DIR}/{name or 'data'}"
 
 
 def output_uri(config: OperatorConfig, model: str, run: str) -> str:
@@ -256,7 +265,15 @@ class _Context:
             main = Container("train", self.config.runtime_image, tuple(args), secret_env=secret,
                              resources=resources, uris=uris)  # fmt: skip
         else:
-            init = (self._custom_trainer(trainer, dataset, digest, features, target, secret),)
+            local = dataset_input_path(dataset.spec.source.uri)
+            fetch = Container(
+                "fetch",
+                self.config.runtime_image,
+                ("fetch", "--uri", dataset.spec.source.uri, "--sha256", digest, "--output", local),
+                secret_env=secret,
+                uris=(dataset.spec.source.uri,),
+            )
+            init = (fetch, self._custom_trainer(trainer, dataset, digest, features, target, local))
             args = ["publish", *common, *data, "--output-dir", OUTPUT_DIR]
             main = Container("publish", self.config.runtime_image, tuple(args), uris=uris)
         request = JobRequest(
@@ -269,7 +286,7 @@ class _Context:
             active_deadline_seconds=self._remaining_deadline(),
             labels={MODEL_LABEL: spec.model, RUN_UID_LABEL: str(self.run.metadata["uid"])},
             annotations={DIGEST_ANNOTATION: digest},
-            shared_dir=OUTPUT_DIR if init else None,
+            shared_dirs=(INPUT_DIR, OUTPUT_DIR) if init else (),
         )
         return build_job(request)
 
@@ -280,10 +297,11 @@ class _Context:
         digest: str,
         features: list[str],
         target: str | None,
-        secret: str | None,
+        local: str,
     ) -> Container:
         assert trainer.image is not None
         contract = {
+            "GYRE_DATASET_PATH": local,
             "GYRE_TRAINING_RUN": self.name,
             "GYRE_MODEL": self.run.spec.model,
             "GYRE_DATASET_URI": dataset.spec.source.uri,
@@ -304,9 +322,7 @@ class _Context:
             command=tuple(trainer.command or ()),
             args=tuple(trainer.args or ()),
             env=tuple(env),
-            secret_env=secret,
             resources=to_wire(self.run.spec.resources) if self.run.spec.resources else None,
-            uris=(dataset.spec.source.uri,),
         )
 
     def _remaining_deadline(self) -> int | None:
