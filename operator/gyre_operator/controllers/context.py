@@ -27,9 +27,17 @@ class Context:
         """The cache of one kind, created on first use."""
         return self.caches.setdefault(kind, ObjectCache())
 
-    async def observed_job(self, namespace: str, name: str) -> ObservedJob | None:
-        """A child Job as the builders see it, with its pod's termination once it finished."""
+    async def observed_job(
+        self, namespace: str, name: str, *, read_through: bool = False
+    ) -> ObservedJob | None:
+        """A child Job as the builders see it, with its pod's termination once it finished.
+
+        read_through: a Job the cache does not hold (yet: right after a start) is asked of
+        the API server, for owners whose status says the Job exists.
+        """
         job = self.cache("Job").get((namespace, name))
+        if job is None and read_through:
+            job = await self.kube.get("batch/v1", "Job", namespace, name)
         if job is None:
             return None
         state, _, _ = job_state(job)

@@ -30,11 +30,12 @@ async def observe(context: Context, obj: dict[str, Any]) -> TrainingObserved:
     """The run's Dataset and Job and, once the Job succeeded, the model's versions."""
     run = TrainingRun.model_validate(obj)
     namespace, name = key_of(obj)
-    found = context.cache(Dataset.info.kind).get((namespace, run.spec.dataset_ref.name))
-    dataset = Dataset.model_validate(found) if found is not None else None
     if run.status is not None and run.status.phase in TERMINAL:
-        return TrainingObserved(dataset=dataset)
-    job = await context.observed_job(namespace, training_job_name(name))
+        return TrainingObserved()  # decided: the builder reads neither Dataset nor Job
+    found = await _dataset(context, namespace, run.spec.dataset_ref.name)
+    dataset = Dataset.model_validate(found) if found is not None else None
+    started = run.status is not None and bool(run.status.job_name)
+    job = await context.observed_job(namespace, training_job_name(name), read_through=started)
     if job is None or job.state is not JobState.SUCCEEDED:
         return TrainingObserved(dataset=dataset, job=job)
     # Asked of the API server, not the cache: after a restart the cache may not hold it yet,
@@ -50,6 +51,18 @@ async def observe(context: Context, obj: dict[str, Any]) -> TrainingObserved:
     )
     registered = mine[0]["metadata"]["name"] if mine else None
     return TrainingObserved(dataset=dataset, job=job, registered=registered, taken_versions=taken)
+
+
+async def _dataset(context: Context, namespace: str, name: str) -> dict[str, Any] | None:
+    """The run's Dataset from the cache, else from the API server.
+
+    Right after a start the watches may not have listed every Dataset yet; a run must not
+    report DatasetNotFound (and fall back to Pending) for a Dataset that exists.
+    """
+    found = context.cache(Dataset.info.kind).get((namespace, name))
+    if found is None:
+        found = await context.kube.get(API_VERSION, Dataset.info.kind, namespace, name)
+    return found
 
 
 def account(old: dict[str, Any], new: dict[str, Any]) -> None:
