@@ -45,6 +45,7 @@ INPUT_DIR = "/gyre/input"
 OUTPUT_DIR = "/gyre/output"
 WAIT_RETRY_SECONDS = 60.0
 
+# These mirror the runtime's trainer (tests/test_contracts.py holds the two together).
 CLASSIFIERS = {
     Algorithm.LOGISTIC_REGRESSION,
     Algorithm.RANDOM_FOREST_CLASSIFIER,
