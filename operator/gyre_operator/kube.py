@@ -41,6 +41,10 @@ PLURALS = {
 }
 
 
+class Conflict(Exception):
+    """The object changed since it was read (409 Conflict on a write that named its version)."""
+
+
 def connection_from_kubeconfig(path: str) -> kopf.ConnectionInfo:
     """kopf's connection settings for the current context of a kubeconfig file."""
     configuration = client.Configuration()
@@ -89,9 +93,19 @@ def object_path(obj: dict[str, Any], subresource: str | None = None) -> str:
     )  # fmt: skip
 
 
-def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """A merge patch turning status `old` into `new`: removed fields become null."""
-    return {"status": {**{k: None for k in old if k not in new}, **new}}
+def status_patch(
+    old: dict[str, Any], new: dict[str, Any], resource_version: str | None = None
+) -> dict[str, Any]:
+    """A merge patch turning status `old` into `new`: removed fields become null.
+
+    With resource_version, the API server refuses it (409) once the object has changed
+    since: the whole new status was built from that version, so applying it over a newer
+    one would undo whatever else was written in between.
+    """
+    patch: dict[str, Any] = {"status": {**{k: None for k in old if k not in new}, **new}}
+    if resource_version:
+        patch["metadata"] = {"resourceVersion": resource_version}
+    return patch
 
 
 def event_body(obj: dict[str, Any], record: EventRecord, now: datetime) -> dict[str, Any]:
@@ -205,27 +219,36 @@ class Kube:
         return existing, False
 
     async def patch_status(self, obj: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
-        """Write an object's status through the status subresource (a merge patch)."""
-        body = status_patch(obj.get("status") or {}, status)
-        return await self._call(
-            object_path(obj, "status"), "PATCH", body=body, content_type=MERGE_PATCH,
-            query=[("fieldManager", FIELD_MANAGER)],
-        )  # fmt: skip
+        """Write an object's status through the status subresource (a merge patch).
+
+        Raises Conflict when obj is no longer the current version of the object.
+        """
+        body = status_patch(obj.get("status") or {}, status, obj["metadata"].get("resourceVersion"))
+        return await self._write(object_path(obj, "status"), body)
 
     async def set_finalizers(
         self, obj: dict[str, Any], finalizers: tuple[str, ...]
     ) -> dict[str, Any]:
-        """Replace an object's finalizers, failing with 409 if it changed since it was read."""
+        """Replace an object's finalizers; Conflict if it changed since it was read."""
         body = {
             "metadata": {
                 "finalizers": list(finalizers),
                 "resourceVersion": obj["metadata"]["resourceVersion"],
             }
         }
-        return await self._call(
-            object_path(obj), "PATCH", body=body, content_type=MERGE_PATCH,
-            query=[("fieldManager", FIELD_MANAGER)],
-        )  # fmt: skip
+        return await self._write(object_path(obj), body)
+
+    async def _write(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A merge patch that names the version it was built from."""
+        try:
+            return await self._call(
+                path, "PATCH", body=body, content_type=MERGE_PATCH,
+                query=[("fieldManager", FIELD_MANAGER)],
+            )  # fmt: skip
+        except ApiException as error:
+            if error.status == 409:
+                raise Conflict(f"{path}: {error.reason}") from error
+            raise
 
     async def post_event(self, obj: dict[str, Any], record: EventRecord) -> None:
         """Post a Kubernetes Event about obj."""

@@ -15,6 +15,7 @@ from gyre_operator.builders.status import invalid_spec_plan, validation_message
 from gyre_operator.config import OperatorConfig
 from gyre_operator.controllers.context import Context
 from gyre_operator.controllers.queue import Key
+from gyre_operator.kube import Conflict
 from gyre_operator.metrics import RECONCILE_DURATION, RECONCILE_ERRORS
 
 ObservedT = TypeVar("ObservedT")
@@ -58,7 +59,15 @@ async def _reconcile(context: Context, controller: Controller[ObservedT], key: K
             plan = invalid_spec_plan(obj, validation_message(error), datetime.now(UTC))
         if not await _create_children(context, plan):
             continue
-        await _carry_out(context, controller, obj, plan)
+        try:
+            await _carry_out(context, controller, obj, plan)
+        except Conflict:
+            # Someone else wrote the object since it was read: build again on its new state.
+            fresh = await context.kube.get(obj["apiVersion"], controller.kind, *key)
+            if fresh is None:
+                return None
+            cache.put(fresh)
+            continue
         return plan.requeue_after
     raise RuntimeError(f"{controller.kind} {key[0]}/{key[1]}: children kept colliding")
 
