@@ -336,7 +336,7 @@ def test_build_job_full() -> None:
             ttl_seconds_after_finished=86400,
             labels={"gyre.dev/model": "iris"},
             annotations={"gyre.dev/dataset-digest": "abc"},
-            shared_dir="/gyre/output",
+            shared_dirs=("/gyre/input", "/gyre/output"),
         )
     )
     spec = job["spec"]
@@ -356,12 +356,14 @@ def test_build_job_full() -> None:
     assert pod["volumes"] == [
         {"name": "pvc-0", "persistentVolumeClaim": {"claimName": "data"}},
         {"name": "pvc-1", "persistentVolumeClaim": {"claimName": "models"}},
-        {"name": "shared", "emptyDir": {}},
+        {"name": "shared-0", "emptyDir": {}},
+        {"name": "shared-1", "emptyDir": {}},
     ]
     mounts = [
         {"name": "pvc-0", "mountPath": "/mnt/gyre/pvc/data"},
         {"name": "pvc-1", "mountPath": "/mnt/gyre/pvc/models"},
-        {"name": "shared", "mountPath": "/gyre/output"},
+        {"name": "shared-0", "mountPath": "/gyre/input"},
+        {"name": "shared-1", "mountPath": "/gyre/output"},
     ]
     claim_env = [
         {"name": "GYRE_PVC_DATA", "value": "/mnt/gyre/pvc/data"},
@@ -393,9 +395,9 @@ def test_build_job_full() -> None:
 
 
 def test_build_job_shared_dir_alone_and_no_volumes_without_claims() -> None:
-    shared = build_job(_request(shared_dir="/out"))["spec"]["template"]["spec"]
-    assert shared["volumes"] == [{"name": "shared", "emptyDir": {}}]
-    assert shared["containers"][0]["volumeMounts"] == [{"name": "shared", "mountPath": "/out"}]
+    shared = build_job(_request(shared_dirs=("/out",)))["spec"]["template"]["spec"]
+    assert shared["volumes"] == [{"name": "shared-0", "emptyDir": {}}]
+    assert shared["containers"][0]["volumeMounts"] == [{"name": "shared-0", "mountPath": "/out"}]
     assert shared["containers"][0]["env"] == []
     plain = build_job(_request())["spec"]["template"]["spec"]
     assert "volumes" not in plain

@@ -38,6 +38,7 @@ from gyre_operator.builders.trainingrun import (
     Verdict,
     build_trainingrun,
     builtin_metrics,
+    dataset_input_path,
     evaluate_gates,
     next_version,
     output_uri,
@@ -469,14 +470,33 @@ def test_custom_trainer_job() -> None:
     pod = plan.children[0]["spec"]["template"]["spec"]
     assert pod["volumes"] == [
         {"name": "pvc-0", "persistentVolumeClaim": {"claimName": "data"}},
-        {"name": "shared", "emptyDir": {}},
+        {"name": "shared-0", "emptyDir": {}},
+        {"name": "shared-1", "emptyDir": {}},
     ]
-    init = container(plan, "trainer", init=True)
-    assert init["image"] == "me/trainer:2"
-    assert init["command"] == ["python", "train.py"]
-    assert init["args"] == ["--epochs", "3"]
-    assert init["env"] == [
+    mounts = [
+        {"name": "pvc-0", "mountPath": "/mnt/gyre/pvc/data"},
+        {"name": "shared-0", "mountPath": "/gyre/input"},
+        {"name": "shared-1", "mountPath": "/gyre/output"},
+    ]
+    # First the pinned data set is fetched (digest checked), then the user's trainer runs.
+    assert [c["name"] for c in pod["initContainers"]] == ["fetch", "trainer"]
+    fetch = container(plan, "fetch", init=True)
+    assert fetch["image"] == "gyre-runtime:test"
+    assert fetch["args"] == [
+        "fetch",
+        "--uri", "pvc://data/iris.csv",
+        "--sha256", DIGEST_A,
+        "--output", "/gyre/input/iris.csv",
+    ]  # fmt: skip
+    assert fetch["envFrom"] == [{"secretRef": {"name": "creds"}}]
+    assert fetch["volumeMounts"] == mounts
+    trainer = container(plan, "trainer", init=True)
+    assert trainer["image"] == "me/trainer:2"
+    assert trainer["command"] == ["python", "train.py"]
+    assert trainer["args"] == ["--epochs", "3"]
+    assert trainer["env"] == [
         {"name": "GYRE_PVC_DATA", "value": "/mnt/gyre/pvc/data"},
+        {"name": "GYRE_DATASET_PATH", "value": "/gyre/input/iris.csv"},
         {"name": "GYRE_TRAINING_RUN", "value": "iris-run"},
         {"name": "GYRE_MODEL", "value": "iris"},
         {"name": "GYRE_DATASET_URI", "value": "pvc://data/iris.csv"},
@@ -490,10 +510,10 @@ def test_custom_trainer_job() -> None:
         {"name": "GYRE_OUTPUT_DIR", "value": "/gyre/output"},
         {"name": "LOG_LEVEL", "value": "debug"},
     ]
-    assert init["envFrom"] == [{"secretRef": {"name": "creds"}}]
-    assert init["resources"] == {"requests": {"cpu": "500m"}}
-    shared = {"name": "shared", "mountPath": "/gyre/output"}
-    assert shared in init["volumeMounts"]
+    # The user's trainer reads the local copy: the data set's credentials stay with fetch.
+    assert "envFrom" not in trainer
+    assert trainer["resources"] == {"requests": {"cpu": "500m"}}
+    assert trainer["volumeMounts"] == mounts
     main = container(plan, "publish")
     assert main["image"] == "gyre-runtime:test"
     assert main["args"] == [
@@ -506,9 +526,22 @@ def test_custom_trainer_job() -> None:
         "--features", '["sepal_length", "species_group"]',
         "--output-dir", "/gyre/output",
     ]  # fmt: skip
-    assert shared in main["volumeMounts"]
+    assert main["volumeMounts"] == mounts
     assert "envFrom" not in main
     assert "resources" not in main
+
+
+@pytest.mark.parametrize(
+    ("uri", "path"),
+    [
+        ("s3://data/iris.csv", "/gyre/input/iris.csv"),
+        ("pvc://data/sets/iris.parquet", "/gyre/input/iris.parquet"),
+        ("s3://data/iris/", "/gyre/input/data"),  # a prefix: a directory
+        ("https://host/files/iris.csv", "/gyre/input/iris.csv"),
+    ],
+)
+def test_dataset_input_path(uri: str, path: str) -> None:
+    assert dataset_input_path(uri) == path
 
 
 @pytest.mark.parametrize(
