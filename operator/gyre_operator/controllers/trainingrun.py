@@ -44,13 +44,34 @@ async def observe(context: Context, obj: dict[str, Any]) -> TrainingObserved:
         API_VERSION, ModelVersion.info.kind, namespace,
         f"{RUN_UID_LABEL}={run.metadata['uid']}",
     )  # fmt: skip
-    taken = tuple(
-        int(v["spec"]["version"])
-        for v in context.cache(ModelVersion.info.kind).values()
-        if key_of(v)[0] == namespace and v["spec"]["model"] == run.spec.model
-    )
+    versions = [
+        v for v in context.cache(ModelVersion.info.kind).values() if key_of(v)[0] == namespace
+    ]
     registered = mine[0]["metadata"]["name"] if mine else None
-    return TrainingObserved(dataset=dataset, job=job, registered=registered, taken_versions=taken)
+    return TrainingObserved(
+        dataset=dataset,
+        job=job,
+        registered=registered,
+        taken_versions=taken_versions(versions, run.spec.model),
+    )
+
+
+def taken_versions(versions: list[dict[str, Any]], model: str) -> tuple[int, ...]:
+    """The version numbers a new version of model cannot have.
+
+    Those of the model's versions, and N wherever the name `<model>-vN` (the name a
+    TrainingRun registers version N under) is held by a version of another model or a
+    hand-registered one: otherwise every build would choose that name again and collide.
+    """
+    prefix = f"{model}-v"
+    taken: set[int] = set()
+    for version in versions:
+        if version["spec"]["model"] == model:
+            taken.add(int(version["spec"]["version"]))
+        suffix = str(version["metadata"]["name"]).removeprefix(prefix)
+        if suffix != version["metadata"]["name"] and suffix.isdigit():
+            taken.add(int(suffix))
+    return tuple(sorted(taken))
 
 
 async def _dataset(context: Context, namespace: str, name: str) -> dict[str, Any] | None:
