@@ -477,9 +477,11 @@ CUSTOM_TRAINER = textwrap.dedent(
     from sklearn.linear_model import LogisticRegression
     from skl2onnx import to_onnx
 
-    claim, _, relative = os.environ["GYRE_DATASET_URI"].removeprefix("pvc://").partition("/")
-    mount = os.environ["GYRE_PVC_" + claim.upper().replace("-", "_")]
-    table = pacsv.read_csv(os.path.join(mount, relative))
+    path = os.environ.get("GYRE_DATASET_PATH")  # a local copy, where the Job provides one
+    if not path:
+        claim, _, relative = os.environ["GYRE_DATASET_URI"].removeprefix("pvc://").partition("/")
+        path = os.path.join(os.environ["GYRE_PVC_" + claim.upper().replace("-", "_")], relative)
+    table = pacsv.read_csv(path)
     features = json.loads(os.environ["GYRE_FEATURES"])
     x = np.column_stack([table[f].to_numpy() for f in features]).astype(np.float32)
     y = table[os.environ["GYRE_TARGET"]].to_numpy()
