@@ -26,6 +26,7 @@ from builders_fixtures import (
     succeeded,
     version,
 )
+from pydantic import ValidationError
 
 from gyre_operator.api import Dataset
 from gyre_operator.builders.dataset import (
@@ -520,12 +521,7 @@ def test_creation_time_is_the_slot_origin() -> None:
     assert refresh_slot(late, NOW)[0] == 4
 
 
-@pytest.mark.xfail(
-    raises=ZeroDivisionError,
-    strict=True,
-    reason="the API accepts refreshInterval 0s and refresh_slot divides by it; the schema "
-    "(outside builders/) should refuse a zero interval",
-)
-def test_zero_refresh_interval() -> None:
-    dataset = Dataset.model_validate(dataset_obj("iris", refreshInterval="0s"))
-    refresh_slot(dataset, NOW)
+@pytest.mark.parametrize("interval", ["0s", "0m0s", "00.0h"])
+def test_zero_refresh_interval_is_refused(interval: str) -> None:
+    with pytest.raises(ValidationError, match="refreshInterval must be longer than zero"):
+        Dataset.model_validate(dataset_obj("iris", refreshInterval=interval))

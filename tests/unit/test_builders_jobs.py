@@ -140,6 +140,12 @@ def test_job_state(job: dict[str, Any], expected: tuple[JobState, str, str]) -> 
         ),
         (1, "[1, 2]", RuntimeResult(data={}, reason="", message="[1, 2]")),
         (1, "null", RuntimeResult(data={}, reason="", message="null")),
+        # A reason that cannot be a condition reason is dropped: the caller's default applies.
+        (
+            1,
+            '{"reason": "not a reason!", "message": "bad"}',
+            RuntimeResult(data={"reason": "not a reason!", "message": "bad"}, message="bad"),
+        ),
     ],
 )
 def test_parse_termination(exit_code: int, message: str, expected: RuntimeResult) -> None:

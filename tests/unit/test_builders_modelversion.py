@@ -105,6 +105,18 @@ def test_verified_annotation_for_another_digest_is_verified_by_a_job() -> None:
     assert plan.status["phase"] == "Pending"
 
 
+def test_registered_without_a_signature_is_verified_by_a_job() -> None:
+    plan = build(modelversion_obj(annotations=VERIFIED))
+    assert [c["metadata"]["name"] for c in plan.children] == [VERIFY]
+    assert plan.status["phase"] == "Pending"
+
+
+def test_no_serving_finalizer_is_added_to_a_version_being_deleted() -> None:
+    status = decided("Ready", servedBy=["iris-svc"])
+    plan = build(modelversion_obj(status=status, finalizers=["other/hold"], deleting=True))
+    assert plan.finalizers is None
+
+
 # ---- registered by a user ----
 
 

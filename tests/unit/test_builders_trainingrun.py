@@ -550,16 +550,24 @@ def test_dataset_input_path(uri: str, path: str) -> None:
         (None, None),
         (1000, 755),  # created 245 s before NOW
         (246, 1),
-        # Ready only once the deadline passed: a Job with one second left, which then
-        # fails DeadlineExceeded.
-        (245, 1),
-        (10, 1),
     ],
 )
 def test_remaining_deadline_on_the_job(deadline: int | None, expected: int | None) -> None:
     fields = {"activeDeadlineSeconds": deadline} if deadline else {}
     plan = build(trainingrun_obj(**fields), TrainingObserved(dataset=ready()))
     assert plan.children[0]["spec"].get("activeDeadlineSeconds") == expected
+
+
+@pytest.mark.parametrize("deadline", [245, 10])
+def test_dataset_ready_after_the_deadline_fails_without_a_job(deadline: int) -> None:
+    plan = build(trainingrun_obj(activeDeadlineSeconds=deadline), TrainingObserved(dataset=ready()))
+    assert plan.children == ()
+    assert plan.status["phase"] == "Failed"
+    ready_condition = plan.status["conditions"][0]
+    assert ready_condition["reason"] == "DeadlineExceeded"
+    assert ready_condition["message"] == (
+        f"activeDeadlineSeconds {deadline} passed before training began"
+    )
 
 
 # ---- following the Job ----
@@ -723,6 +731,15 @@ def test_empty_metrics_register_without_metrics() -> None:
     assert plan.status["phase"] == "Succeeded"
     assert "metrics" not in plan.status
     assert "metrics" not in plan.children[0]["spec"]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "high"])
+def test_metrics_that_are_not_finite_numbers_are_no_valid_result(value: object) -> None:
+    result = {**RESULT, "metrics": {"accuracy": value}}
+    plan = build(trainingrun_obj(status=running_status()), done(result))
+    assert plan.children == ()
+    assert plan.status["phase"] == "Failed"
+    assert plan.status["conditions"][0]["reason"] == "JobFailed"
 
 
 def test_already_registered_succeeds_without_a_new_version() -> None:

@@ -16,7 +16,10 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+# At most six digits a part and 32 characters: every duration fits a timedelta (and a
+# Kubernetes duration), so nothing downstream can overflow on one.
+DURATION_PATTERN = r"^([0-9]{1,6}(\.[0-9]{1,6})?(ms|s|m|h))+$"
+DURATION_MAX_LENGTH = 32
 SHA256_PATTERN = r"^[a-f0-9]{64}$"
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -47,6 +50,7 @@ Duration = Annotated[
     str,
     Field(
         pattern=DURATION_PATTERN,
+        max_length=DURATION_MAX_LENGTH,
         description="A duration such as 30s, 2m, 1h30m or 500ms.",
     ),
 ]
@@ -88,7 +92,7 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 def parse_duration(text: str) -> timedelta:
     """The timedelta of a duration string such as ``1h30m``; ValueError if it is not one."""
-    if not re.fullmatch(DURATION_PATTERN, text):
+    if len(text) > DURATION_MAX_LENGTH or not re.fullmatch(DURATION_PATTERN, text):
         raise ValueError(f"invalid duration {text!r}: expected a form like 30s, 2m, 1h30m, 500ms")
     seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
     return timedelta(seconds=seconds)

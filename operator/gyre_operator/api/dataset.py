@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import ClassVar, Literal
 
@@ -120,8 +121,22 @@ class ValidationRules(GyreModel):
     )
 
 
+ZERO_REFRESH = "refreshInterval must be longer than zero"
+# A duration of nothing but zeros; written without backslashes so it reads the same in CEL.
+ZERO_DURATION_PATTERN = "^(0+([.]0+)?(ms|s|m|h))+$"
+
+
 class DatasetSpec(GyreModel):
     """The desired state of a Dataset."""
+
+    model_config = cel_rules(
+        CelRule(
+            "!has(self.refreshInterval) || "
+            f"!self.refreshInterval.matches('{ZERO_DURATION_PATTERN}')",
+            ZERO_REFRESH,
+            field_path=".refreshInterval",
+        )
+    )
 
     source: DataSource = Field(description="Where the data is read from.")
     format: DataFormat = Field(default=DataFormat.CSV, description="csv or parquet.")
@@ -138,6 +153,14 @@ class DatasetSpec(GyreModel):
         description="Profile the source again this often; new content becomes a new version. "
         "When absent, the data is profiled when the spec changes.",
     )
+
+    @model_validator(mode="after")
+    def _refresh_after_some_time(self) -> DatasetSpec:
+        if self.refresh_interval is not None and re.fullmatch(
+            ZERO_DURATION_PATTERN, self.refresh_interval
+        ):
+            raise ValueError(ZERO_REFRESH)
+        return self
 
 
 class DatasetPhase(StrEnum):

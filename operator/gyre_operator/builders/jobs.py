@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from gyre_operator.api.common import CONDITION_REASON_PATTERN
 from gyre_operator.builders.naming import child_labels, owner_reference
 
 PVC_SCHEME = "pvc://"
@@ -119,6 +120,8 @@ def parse_termination(termination: ContainerTermination) -> RuntimeResult:
     if termination.exit_code == 0:
         return RuntimeResult(data=data)
     reason = str(data.get("reason") or "")
+    if not re.fullmatch(CONDITION_REASON_PATTERN, reason):
+        reason = ""  # not usable as a condition reason: the caller's default applies
     message = _one_line(str(data.get("message") or "")) or fallback
     return RuntimeResult(data=data, reason=reason, message=message)
 

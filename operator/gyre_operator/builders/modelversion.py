@@ -77,7 +77,9 @@ def _verification(
     if old.phase in (ModelVersionPhase.READY, ModelVersionPhase.FAILED):
         return status, (), ()  # a ModelVersion's spec is immutable: decided once
     annotations = version.metadata.get("annotations") or {}
-    if annotations.get(VERIFIED_ANNOTATION) == spec.artifact.sha256:
+    # A TrainingRun computed the digest while uploading and read the signature from the graph.
+    registered = annotations.get(VERIFIED_ANNOTATION) == spec.artifact.sha256
+    if registered and spec.signature is not None:
         message = f"registered by TrainingRun with sha256 {spec.artifact.sha256[:12]}"
         return _ready(
             old, spec.signature, version.metadata["creationTimestamp"], message, generation, now
@@ -182,7 +184,9 @@ def _finalizers(obj: dict[str, Any], status: ModelVersionStatus) -> tuple[str, .
     """The object's finalizers with Gyre's serving one as it should be, or None if unchanged."""
     current = list(obj["metadata"].get("finalizers") or [])
     wanted = [f for f in current if f != SERVED_FINALIZER]
-    if status.served_by:
+    # No finalizer may be added to an object being deleted: only an existing one is kept.
+    deleting = bool(obj["metadata"].get("deletionTimestamp"))
+    if status.served_by and (not deleting or SERVED_FINALIZER in current):
         wanted.append(SERVED_FINALIZER)
     return None if set(wanted) == set(current) else tuple(wanted)
 

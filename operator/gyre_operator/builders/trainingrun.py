@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -165,6 +166,12 @@ class _Context:
         invalid = self._invalid_spec(dataset)
         if invalid:
             return self._finish("InvalidSpec", invalid)
+        deadline = self._remaining_deadline()
+        if deadline is not None and deadline <= 0:
+            limit = self.run.spec.active_deadline_seconds
+            return self._finish(
+                "DeadlineExceeded", f"activeDeadlineSeconds {limit} passed before training began"
+            )
         digest = self.run.spec.dataset_ref.digest or _current_digest(dataset)
         job_name = training_job_name(self.name)
         status = self.old.model_copy(
@@ -331,7 +338,7 @@ class _Context:
         if deadline is None:
             return None
         created = datetime.fromisoformat(str(self.run.metadata["creationTimestamp"]))
-        return max(1, deadline - int((self.now - created).total_seconds()))
+        return deadline - int((self.now - created).total_seconds())
 
     # ---- with the Job ----
 
@@ -464,11 +471,12 @@ def _current_digest(dataset: Dataset) -> str:
 
 
 def _metrics(result: dict[str, Any]) -> dict[str, float] | None:
-    """The result's metrics as floats, or None when they are missing or not numbers."""
+    """The result's metrics as floats, or None when they are missing or not finite numbers."""
     raw = result.get("metrics")
     if not isinstance(raw, dict):
         return None
     try:
-        return {str(k): float(v) for k, v in raw.items()}
+        metrics = {str(k): float(v) for k, v in raw.items()}
     except (TypeError, ValueError):
         return None
+    return metrics if all(math.isfinite(v) for v in metrics.values()) else None
