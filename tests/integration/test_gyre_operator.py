@@ -94,10 +94,15 @@ def test_operator_reconciles_examples_and_serves_health_and_metrics(
 
         wait_for(reconciled_all, timeout=30)
         assert wait_for(lambda: http_get(f"http://127.0.0.1:{health_port}/healthz"), timeout=10)
-        metrics = wait_for(lambda: http_get(f"http://127.0.0.1:{metrics_port}/metrics"))
+
+        def metrics_of_every_kind() -> str | None:
+            metrics = http_get(f"http://127.0.0.1:{metrics_port}/metrics") or ""
+            counted = (f'gyre_reconcile_duration_seconds_count{{kind="{k}"}}' for k in kinds)
+            return metrics if all(c in metrics for c in counted) else None
+
         assert set(kinds) >= set(RECONCILED_KINDS)
-        for kind in RECONCILED_KINDS:
-            assert f'gyre_reconcile_duration_seconds_count{{kind="{kind}"}}' in metrics
+        kinds = list(RECONCILED_KINDS)
+        metrics = wait_for(metrics_of_every_kind, timeout=10)
         assert 'gyre_resources{kind="Dataset"' in metrics
     finally:
         operator.terminate()

@@ -45,10 +45,7 @@ def test_demo_writes_the_data_runs_the_operator_and_serves_the_examples(tmp_path
     operator_log = state / "operator.log"
     try:
         wait_for(
-            lambda: (
-                operator_log.is_file()
-                and "observed DriftMonitor default/wine" in operator_log.read_text()
-            ),
+            lambda: "applied 5 example objects" in output_path.read_text() and serves(metrics_port),
             timeout=60,
         )
         assert f"operator started, its log: {operator_log}" in output_path.read_text()

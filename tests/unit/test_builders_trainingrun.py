@@ -40,8 +40,11 @@ from gyre_operator.builders.trainingrun import (
     builtin_metrics,
     dataset_input_path,
     evaluate_gates,
+    model_version_name,
     next_version,
     output_uri,
+    registering,
+    taken_versions,
     training_job_name,
 )
 from gyre_operator.config import OperatorConfig
@@ -866,3 +869,32 @@ def test_start_is_deterministic() -> None:
     observed = TrainingObserved(dataset=ready())
     assert build(trainingrun_obj(), observed) == build(trainingrun_obj(), observed)
     assert training_job_name("iris-run") == JOB
+
+
+# ---- version numbers ----
+
+
+def _version(name: str, model: str, number: int) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": {"model": model, "version": number}}
+
+
+def test_taken_versions_are_the_models_and_names_held_by_others() -> None:
+    versions = [
+        _version("iris-v1", "iris", 1),
+        _version("iris-v2", "iris", 2),
+        _version("iris-notebook", "iris", 7),  # hand-registered under another name
+        _version("iris-v3", "other", 1),  # the name iris-v3 belongs to another model
+        _version("iris-vx", "other", 2),
+        _version("rose-v9", "rose", 9),
+    ]
+    assert taken_versions(versions, "iris") == (1, 2, 3, 7)
+    assert next_version(taken_versions(versions, "iris")) == 8
+
+
+def test_registering_names_the_version_a_plan_creates() -> None:
+    plan = build(trainingrun_obj(status=running_status()), done(taken_versions=(1, 2)))
+    assert registering(plan) == 3
+    assert plan.children[0]["metadata"]["name"] == model_version_name("iris", 3) == "iris-v3"
+    assert (
+        registering(build(trainingrun_obj(status=running_status()), done(registered="x"))) is None
+    )

@@ -115,6 +115,37 @@ def next_version(taken: tuple[int, ...]) -> int:
     return max(taken, default=0) + 1
 
 
+def model_version_name(model: str, version: int) -> str:
+    """The name a TrainingRun registers version N of a model under: <model>-v<N>."""
+    return f"{model}-v{version}"
+
+
+def taken_versions(versions: list[dict[str, Any]], model: str) -> tuple[int, ...]:
+    """The version numbers a new version of model cannot have.
+
+    Those of the model's versions, and N wherever the name `<model>-vN` is held by a version
+    of another model or a hand-registered one: otherwise every build would choose that name
+    again and collide.
+    """
+    prefix = model_version_name(model, 0)[:-1]
+    taken: set[int] = set()
+    for version in versions:
+        if version["spec"]["model"] == model:
+            taken.add(int(version["spec"]["version"]))
+        suffix = str(version["metadata"]["name"]).removeprefix(prefix)
+        if suffix != version["metadata"]["name"] and suffix.isdigit():
+            taken.add(int(suffix))
+    return tuple(sorted(taken))
+
+
+def registering(plan: Plan) -> int | None:
+    """The version number a plan registers, if it creates a ModelVersion."""
+    for child in plan.children:
+        if child["kind"] == ModelVersion.info.kind:
+            return int(child["spec"]["version"])
+    return None
+
+
 def dataset_input_path(uri: str) -> str:
     """Where a custom trainer finds the fetched data set: a file, or a directory for a prefix."""
     name = uri.rstrip("/").rsplit("/", 1)[-1] if not uri.endswith("/") else ""
@@ -415,7 +446,7 @@ class _Context:
                 },
             }
         )
-        name = f"{spec.model}-v{version}"
+        name = model_version_name(spec.model, version)
         return {
             "apiVersion": API_VERSION,
             "kind": ModelVersion.info.kind,

@@ -22,6 +22,8 @@ class Context:
     queues: dict[str, ReconcileQueue] = field(default_factory=dict)
     # A finished Job's outcome never changes: its pod is read once.
     terminations: dict[str, ContainerTermination | None] = field(default_factory=dict)
+    # (namespace, model) -> {TrainingRun uid: the version number its current plan registers}
+    version_holds: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
 
     def cache(self, kind: str) -> ObjectCache:
         """The cache of one kind, created on first use."""

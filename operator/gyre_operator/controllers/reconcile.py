@@ -32,6 +32,9 @@ class Controller(Generic[ObservedT]):
     observe: Callable[[Context, dict[str, Any]], Awaitable[ObservedT]]
     build: Callable[[dict[str, Any], ObservedT, OperatorConfig, datetime], Plan]
     on_status: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
+    # Runs right after the build, before anything is awaited: state other reconciles of
+    # the kind must see at once (such as a version number about to be taken).
+    on_plan: Callable[[Context, dict[str, Any], Plan], None] | None = None
 
 
 async def reconcile(context: Context, controller: Controller[ObservedT], key: Key) -> float | None:
@@ -57,6 +60,8 @@ async def _reconcile(context: Context, controller: Controller[ObservedT], key: K
             plan = controller.build(obj, observed, context.config, datetime.now(UTC))
         except ValidationError as error:
             plan = invalid_spec_plan(obj, validation_message(error), datetime.now(UTC))
+        if controller.on_plan is not None:
+            controller.on_plan(context, obj, plan)
         if not await _create_children(context, plan):
             continue
         try:

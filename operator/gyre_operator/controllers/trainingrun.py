@@ -10,10 +10,13 @@ import kopf
 from gyre_operator.api import API_VERSION, GROUP, VERSION, Dataset, ModelVersion, TrainingRun
 from gyre_operator.api.training import TrainingRunPhase
 from gyre_operator.builders.jobs import JobState
+from gyre_operator.builders.plan import Plan
 from gyre_operator.builders.trainingrun import (
     RUN_UID_LABEL,
     TrainingObserved,
     build_trainingrun,
+    registering,
+    taken_versions,
     training_job_name,
 )
 from gyre_operator.controllers.cache import key_of
@@ -47,31 +50,30 @@ async def observe(context: Context, obj: dict[str, Any]) -> TrainingObserved:
     versions = [
         v for v in context.cache(ModelVersion.info.kind).values() if key_of(v)[0] == namespace
     ]
+    held = context.version_holds.get((namespace, run.spec.model), {})
+    others = tuple(v for holder, v in held.items() if holder != run.metadata["uid"])
     registered = mine[0]["metadata"]["name"] if mine else None
     return TrainingObserved(
         dataset=dataset,
         job=job,
         registered=registered,
-        taken_versions=taken_versions(versions, run.spec.model),
+        taken_versions=taken_versions(versions, run.spec.model) + others,
     )
 
 
-def taken_versions(versions: list[dict[str, Any]], model: str) -> tuple[int, ...]:
-    """The version numbers a new version of model cannot have.
+def hold_version(context: Context, obj: dict[str, Any], plan: Plan) -> None:
+    """Hold the version number this plan registers until the run's next reconcile.
 
-    Those of the model's versions, and N wherever the name `<model>-vN` (the name a
-    TrainingRun registers version N under) is held by a version of another model or a
-    hand-registered one: otherwise every build would choose that name again and collide.
+    Runs of one model that finish together are reconciled concurrently: each one sees the
+    versions the others are about to create, instead of all choosing the same number.
     """
-    prefix = f"{model}-v"
-    taken: set[int] = set()
-    for version in versions:
-        if version["spec"]["model"] == model:
-            taken.add(int(version["spec"]["version"]))
-        suffix = str(version["metadata"]["name"]).removeprefix(prefix)
-        if suffix != version["metadata"]["name"] and suffix.isdigit():
-            taken.add(int(suffix))
-    return tuple(sorted(taken))
+    scope = (key_of(obj)[0], str(obj["spec"]["model"]))
+    held = context.version_holds.setdefault(scope, {})
+    version = registering(plan)
+    if version is None:
+        held.pop(str(obj["metadata"]["uid"]), None)
+    else:
+        held[str(obj["metadata"]["uid"])] = version
 
 
 async def _dataset(context: Context, namespace: str, name: str) -> dict[str, Any] | None:
@@ -98,7 +100,9 @@ def account(old: dict[str, Any], new: dict[str, Any]) -> None:
         TRAINING_DURATION.labels(result=new["phase"]).observe((ended - started).total_seconds())
 
 
-CONTROLLER: Controller[TrainingObserved] = Controller(KIND, observe, build_trainingrun, account)
+CONTROLLER: Controller[TrainingObserved] = Controller(
+    KIND, observe, build_trainingrun, on_status=account, on_plan=hold_version
+)
 
 
 @kopf.on.event(GROUP, VERSION, TrainingRun.info.plural, id="trainingrun")
@@ -110,3 +114,6 @@ async def trainingrun_event(
     track(context, KIND, event.get("type"), body)
     if event.get("type") != "DELETED":
         trigger(context, KIND, body)
+        return
+    scope = (key_of(body)[0], str(body["spec"]["model"]))
+    context.version_holds.get(scope, {}).pop(str(body["metadata"]["uid"]), None)
