@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from targets import Target
@@ -32,12 +31,38 @@ def _real_cluster_skip_reason() -> str | None:
 
 
 @pytest.fixture(params=["local", "kind"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     """Each scenario once on the local cluster and once on the cluster in KUBECONFIG."""
     if request.param == "local":
         with running_cluster(kubelet="simulated") as cluster:
             yield Target("local", str(cluster.kubeconfig_path), "default")
         return
+    yield from _kind_target()
+
+
+@pytest.fixture(params=["local", "kind"])
+def runtime_target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """A target whose pods really run Gyre's runtime: local processes, or the kind cluster
+    with the runtime image loaded into it (named by GYRE_E2E_RUNTIME_IMAGE)."""
+    if request.param == "local":
+        with running_cluster(kubelet="process") as cluster:
+            yield Target("local", str(cluster.kubeconfig_path), "default")
+        return
+    image = os.environ.get("GYRE_E2E_RUNTIME_IMAGE")
+    reason = _real_cluster_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    if not image:
+        pytest.skip(
+            "no GYRE_E2E_RUNTIME_IMAGE: build runtimes/Dockerfile, `kind load docker-image` it "
+            "and name it in GYRE_E2E_RUNTIME_IMAGE to run this scenario on kind"
+        )
+    for kind in _kind_target():
+        yield Target(kind.name, kind.kubeconfig, kind.namespace, runtime_image=image)
+
+
+def _kind_target() -> Iterator[Target]:
+    """A fresh namespace on the cluster in KUBECONFIG, removed afterwards; skips without one."""
     reason = _real_cluster_skip_reason()
     if reason:
         pytest.skip(reason)

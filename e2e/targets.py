@@ -17,6 +17,7 @@ class Target:
     name: str
     kubeconfig: str
     namespace: str
+    runtime_image: str = "gyre-runtime:0.1.0"
 
     def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run kubectl against the target in the scenario's namespace."""

@@ -260,3 +260,16 @@ def test_service_keeps_its_cluster_ip_across_replace(kube_client: client.ApiClie
         "svc", "default", {"metadata": {"name": "svc"}, "spec": {"ports": [{"port": 81}]}}
     )
     assert replaced.spec.cluster_ip == created.spec.cluster_ip
+
+
+def test_persistent_volume_claims_are_bound_on_create(apiserver: Any) -> None:
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    url = apiserver.url + "/api/v1/namespaces/default/persistentvolumeclaims"
+    created = requests.post(url, json=claim).json()
+    assert created["status"] == {"phase": "Bound"}
+    assert created["spec"]["volumeMode"] == "Filesystem"

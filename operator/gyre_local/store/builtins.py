@@ -82,6 +82,9 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Secret", "secrets", True, field_labels=("type",)),
     ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",)),
     ResourceType(
+        "", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",), (), ("status",)
+    ),
+    ResourceType(
         "",
         "v1",
         "Event",
@@ -181,6 +184,8 @@ def set_defaults(kind: str, obj: dict[str, Any], cluster_ip: Callable[[], str]) 
         spec.setdefault("failedJobsHistoryLimit", 1)
     elif kind == "Secret":
         obj.setdefault("type", "Opaque")
+    elif kind == "PersistentVolumeClaim" and spec is not None:
+        spec.setdefault("volumeMode", "Filesystem")
 
 
 def initial_status(kind: str) -> dict[str, Any]:
@@ -192,8 +197,12 @@ _INITIAL_STATUS: dict[str, dict[str, Any]] = {
     "Namespace": {"phase": "Active"},
     "Pod": {"phase": "Pending", "qosClass": "BestEffort"},
     "Service": {"loadBalancer": {}},
+    # No provisioner: every claim is a directory of the process kubelet, bound at once.
+    "PersistentVolumeClaim": {"phase": "Bound"},
 }
-_KINDS_WITH_SPEC = frozenset({"Pod", "Service", "Deployment", "ReplicaSet", "Job", "CronJob"})
+_KINDS_WITH_SPEC = frozenset(
+    {"Pod", "Service", "Deployment", "ReplicaSet", "Job", "CronJob", "PersistentVolumeClaim"}
+)
 
 
 def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
