@@ -123,6 +123,7 @@ class JobController(Controller):
         return recheck
 
     def _pods(self, job: dict[str, Any]) -> list[dict[str, Any]]:
+        """The Job's pods: by the `controller-uid` label (an indexed lookup), then ownership."""
         items, _ = self.store.list(
             "",
             "pods",
@@ -172,7 +173,8 @@ class JobController(Controller):
                 raise
 
     def _release_orphans(self, namespace: str, name: str, job: dict[str, Any] | None) -> None:
-        """Release the finalizer of pods whose Job (by uid) is gone."""
+        """Release the finalizer of pods whose Job (by uid) is gone; the `job-name` label
+        selects them through the store's label index, without reading every pod."""
         items, _ = self.store.list("", "pods", namespace, label_selector=f"job-name={name}")
         for pod in items:
             if TRACKING_FINALIZER not in (pod["metadata"].get("finalizers") or []):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from gyre_local.store import patching
@@ -12,15 +12,100 @@ from gyre_local.store.builtins import BUILTIN_TYPES, ResourceType, crd_resource_
 from gyre_local.store.crds import CustomResourceSchemas
 from gyre_local.store.errors import ApiError, not_found
 from gyre_local.store.ownership import Entry
+from gyre_local.store.selectors import LabelSelector
 from gyre_local.store.watches import Event, EventHistory
 
 ObjKey = tuple[str, str, str, str]  # group, plural, namespace ("" when cluster-scoped), name
+Name = tuple[str, str]  # namespace ("" when cluster-scoped), name: the key within one type
+Label = tuple[str, str]  # label key, label value
 BUILTIN_KEYS = frozenset((t.group, t.plural) for t in BUILTIN_TYPES)
+_NOTHING: frozenset[Name] = frozenset()
+
+
+def label_pairs(labels: Any) -> tuple[Label, ...]:
+    """The (key, value) pairs of a labels map; entries that are not strings are left out, as no
+    selector term can ever match them by equality."""
+    if not isinstance(labels, Mapping):
+        return ()
+    return tuple(
+        (key, value)
+        for key, value in labels.items()
+        if isinstance(key, str) and isinstance(value, str)
+    )
+
+
+class SecondaryIndex:
+    """The keys of one resource type's objects by namespace and by label (key, value).
+
+    It narrows a list to candidates: every object in a namespace whose labels satisfy a
+    selector is among the candidates, which the caller still filters with the full selector.
+    """
+
+    def __init__(self) -> None:
+        self._by_namespace: dict[str, set[Name]] = {}
+        self._by_label: dict[Label, set[Name]] = {}
+        self._labels: dict[Name, tuple[Label, ...]] = {}  # what each object is indexed under
+
+    def put(self, key: Name, labels: Any) -> None:
+        """Index an object's current labels (replacing what it was indexed under before)."""
+        pairs = label_pairs(labels)
+        previous = self._labels.get(key)
+        if previous is None:
+            self._by_namespace.setdefault(key[0], set()).add(key)
+            previous = ()
+        elif previous == pairs:
+            return
+        old, new = set(previous), set(pairs)
+        for pair in old - new:
+            _discard(self._by_label, pair, key)
+        for pair in new - old:
+            self._by_label.setdefault(pair, set()).add(key)
+        self._labels[key] = pairs
+
+    def remove(self, key: Name) -> None:
+        """Forget an object."""
+        previous = self._labels.pop(key, None)
+        if previous is None:
+            return
+        _discard(self._by_namespace, key[0], key)
+        for pair in previous:
+            _discard(self._by_label, pair, key)
+
+    def candidates(self, namespace: str | None, selector: LabelSelector) -> Collection[Name] | None:
+        """The smallest indexed set holding every object in `namespace` (all when None) that
+        matches `selector`, or None when no term narrows the search (every object is one).
+
+        Equality and `in` terms are answered from the label index; `notin`, `!=`, existence
+        and comparison terms narrow nothing and are left to the caller's filter.
+        """
+        best: Collection[Name] | None = None
+        if namespace is not None:
+            best = self._by_namespace.get(namespace, _NOTHING)
+        for requirement in selector:
+            if best is not None and not best:
+                break
+            if requirement.operator != "in":
+                continue
+            sets = [self._by_label.get((requirement.key, v), _NOTHING) for v in requirement.values]
+            if best is not None and sum(len(s) for s in sets) >= len(best):
+                continue
+            best = sets[0] if len(sets) == 1 else set().union(*sets)
+        return best
+
+
+def _discard(index: dict[Any, set[Name]], value: Any, key: Name) -> None:
+    """Remove a key from the set indexed under value, and the set once it is empty."""
+    keys = index.get(value)
+    if keys is not None:
+        keys.discard(key)
+        if not keys:
+            del index[value]
 
 
 class ObjectIndex:
-    """Stored objects by type and name, by uid and by owner uid, with the served resource
-    types, the global resourceVersion, the history of changes and the custom resource schemas.
+    """Stored objects by type and name, by uid, by owner uid and (per type) by namespace and
+    label, with the served resource types, the global resourceVersion, the history of changes
+    and the custom resource schemas.
 
     Every change goes through `add`, `commit` or `drop`, which bump the resourceVersion and
     record the change for watches.
@@ -29,6 +114,7 @@ class ObjectIndex:
     def __init__(self, *, history_size: int) -> None:
         self._types: dict[tuple[str, str], ResourceType] = {}
         self._objects: dict[tuple[str, str], dict[tuple[str, str], Entry]] = {}
+        self._secondary: dict[tuple[str, str], SecondaryIndex] = {}
         self._by_uid: dict[str, ObjKey] = {}
         self._dependents: dict[str, set[ObjKey]] = {}
         self._namespace_counts: Counter[str] = Counter()
@@ -78,6 +164,7 @@ class ObjectIndex:
             return
         self._types.pop(key, None)
         self._objects.pop(key, None)
+        self._secondary.pop(key, None)
         self.history.close_watches(*key)
         self.schemas.unregister(*key)
 
@@ -85,6 +172,7 @@ class ObjectIndex:
         key = (rtype.group, rtype.plural)
         self._types[key] = rtype
         self._objects.setdefault(key, {})
+        self._secondary.setdefault(key, SecondaryIndex())
 
     # ---- reads ----
 
@@ -106,6 +194,17 @@ class ObjectIndex:
     def objects(self, group: str, plural: str) -> Mapping[tuple[str, str], Entry]:
         """The stored entries of a resource type by (namespace, name); a live, read-only view."""
         return self._objects.get((group, plural), {})
+
+    def keys(
+        self, group: str, plural: str, namespace: str | None, selector: LabelSelector
+    ) -> list[Name]:
+        """The sorted keys of the stored objects of a type that may be in `namespace` (any when
+        None) and match `selector`: a superset of the matches, drawn from the namespace and
+        label indexes (every key when neither narrows it). Filter them with the full selector.
+        """
+        secondary = self._secondary.get((group, plural))
+        candidates = secondary.candidates(namespace, selector) if secondary else None
+        return sorted(self.objects(group, plural) if candidates is None else candidates)
 
     def entry(self, rtype: ResourceType, namespace: str | None, name: str) -> Entry:
         """The stored entry of an object; raises NotFound."""
@@ -174,6 +273,7 @@ class ObjectIndex:
         meta = obj["metadata"]
         namespace, name = meta.get("namespace", ""), meta["name"]
         del self._objects[(rtype.group, rtype.plural)][(namespace, name)]
+        self._secondary[(rtype.group, rtype.plural)].remove((namespace, name))
         self._namespace_counts[namespace] -= 1
         key: ObjKey = (rtype.group, rtype.plural, namespace, name)
         self._by_uid.pop(meta["uid"], None)
@@ -186,12 +286,14 @@ class ObjectIndex:
         return obj
 
     def _put(self, rtype: ResourceType, entry: Entry, old: dict[str, Any] | None) -> None:
-        """Index an entry (replacing the state `old`, if any) by key, uid and owners."""
+        """Index an entry (replacing the state `old`, if any) by key, uid, owners and labels."""
         meta = entry.obj["metadata"]
         key: ObjKey = (rtype.group, rtype.plural, meta.get("namespace", ""), meta["name"])
         if old is None:
             self._namespace_counts[key[2]] += 1
-        self._objects[(rtype.group, rtype.plural)][(key[2], key[3])] = entry
+        name: Name = (key[2], key[3])
+        self._objects[(rtype.group, rtype.plural)][name] = entry
+        self._secondary[(rtype.group, rtype.plural)].put(name, meta.get("labels"))
         self._by_uid[meta["uid"]] = key
         for ref in (old or {}).get("metadata", {}).get("ownerReferences") or []:
             self._dependents.get(ref.get("uid", ""), set()).discard(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import copy
 import itertools
 import random
@@ -49,6 +50,8 @@ from gyre_local.store.rules import (
     validate_name,
 )
 from gyre_local.store.selectors import (
+    FieldSelector,
+    LabelSelector,
     SelectorError,
     fields_match,
     labels_match,
@@ -165,13 +168,14 @@ class Store:
     ) -> ListPage:
         """A page of matching objects; `continue_token` resumes after the previous page."""
         rtype = self.resource(group, plural)
-        matches = self._filter(rtype, namespace, label_selector, field_selector)
+        scope, labels, fields = self._selection(rtype, namespace, label_selector, field_selector)
+        matches = _matcher(scope, labels, fields)
         objects = self._index.objects(group, plural)
         list_rv = self._index.revision
-        keys = sorted(objects)
+        keys = self._index.keys(group, plural, scope, labels)
         if continue_token:
             list_rv, start = decode_continue(continue_token)
-            keys = [k for k in keys if k > start]
+            keys = keys[bisect.bisect_right(keys, start) :]
         items: list[dict[str, Any]] = []
         last: tuple[str, str] | None = None
         remaining = 0
@@ -187,29 +191,21 @@ class Store:
         token = encode_continue(list_rv, last) if remaining and last is not None else None
         return ListPage(items, str(list_rv), token, remaining if token else None)
 
-    def _filter(
+    def _selection(
         self,
         rtype: ResourceType,
         namespace: str | None,
         label_selector: str | None,
         field_selector: str | None,
-    ) -> WatchFilter:
-        """A predicate for the objects in scope that match the selectors; raises BadRequest."""
+    ) -> tuple[str | None, LabelSelector, FieldSelector]:
+        """The namespace in scope (None: all) and the parsed selectors; raises BadRequest."""
         allowed = {"metadata.name", "metadata.namespace", *rtype.field_labels}
         try:
             labels = parse_label_selector(label_selector)
             fields = parse_field_selector(field_selector, allowed.__contains__)
         except SelectorError as error:
             raise bad_request(str(error)) from error
-        scope = namespace if rtype.namespaced else None
-
-        def matches(obj: dict[str, Any]) -> bool:
-            metadata = obj.get("metadata", {})
-            if scope and metadata.get("namespace") != scope:
-                return False
-            return labels_match(labels, metadata.get("labels")) and fields_match(fields, obj)
-
-        return matches
+        return (namespace if rtype.namespaced else None) or None, labels, fields
 
     def watch(
         self,
@@ -225,7 +221,8 @@ class Store:
     ) -> Watch:
         """Watch changes; an unset or "0" resourceVersion starts with the current state as ADDED."""
         rtype = self.resource(group, plural)
-        matches = self._filter(rtype, namespace, label_selector, field_selector)
+        scope, labels, fields = self._selection(rtype, namespace, label_selector, field_selector)
+        matches = _matcher(scope, labels, fields)
         watch = Watch(
             rtype,
             matches,
@@ -237,7 +234,7 @@ class Store:
         )
         if resource_version in (None, "", "0"):
             objects = self._index.objects(group, plural)
-            for key in sorted(objects):
+            for key in self._index.keys(group, plural, scope, labels):
                 event = Event(self._index.revision, group, plural, "ADDED", objects[key].obj, None)
                 watch.offer(event, bounded=False)
         elif not self._index.history.replay(
@@ -667,3 +664,15 @@ class Store:
             applied_paths=paths,
             strict=strict,
         )
+
+
+def _matcher(scope: str | None, labels: LabelSelector, fields: FieldSelector) -> WatchFilter:
+    """A predicate for the objects in scope (any namespace when None) matching the selectors."""
+
+    def matches(obj: dict[str, Any]) -> bool:
+        metadata = obj.get("metadata", {})
+        if scope and metadata.get("namespace") != scope:
+            return False
+        return labels_match(labels, metadata.get("labels")) and fields_match(fields, obj)
+
+    return matches
