@@ -1,8 +1,10 @@
-"""Benchmark of the local API server: create throughput, watch latency, memory over churn.
+"""Benchmark of the local API server: create throughput, watch latency, memory over churn,
+and the cost of listing pods by label selector and reconciling a Job as the store fills up.
 
 Run: python bench/local_cluster.py [--objects 1000] [--memory-objects 10000] [--history 10000]
+     [--list-pods 1000,10000] [--only lists]
 The server runs in a child process so its resident memory is measured alone; the Python heap
-held by a Store is measured in-process with tracemalloc.
+held by a Store and the list latencies are measured in-process.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import aiohttp
 from aiohttp import web
 
 from gyre_local.apiserver.app import create_app
+from gyre_local.controllers.jobs import TRACKING_FINALIZER, JobController
+from gyre_local.controllers.objects import owner_reference
 from gyre_local.store.patching import MERGE_PATCH
 from gyre_local.store.store import Store
 
@@ -153,13 +157,118 @@ def measure_store_heap(objects: int, history: int) -> None:
     )
 
 
+def _timed_ms(call: Any, repeat: int) -> float:
+    """The median wall time of `call()` over `repeat` calls, in milliseconds."""
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def _job_pod(job: dict[str, Any], seq: int) -> dict[str, Any]:
+    """A pod as the Job controller creates it, with a `seq` label for range selectors."""
+    meta = job["metadata"]
+    return {
+        "metadata": {
+            "name": f"{meta['name']}-pod",
+            "labels": {
+                "app": "bench",
+                "seq": str(seq),
+                "job-name": meta["name"],
+                "batch.kubernetes.io/job-name": meta["name"],
+                "controller-uid": meta["uid"],
+                "batch.kubernetes.io/controller-uid": meta["uid"],
+            },
+            "ownerReferences": [owner_reference(job)],
+            "finalizers": [TRACKING_FINALIZER],
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "local/python", "args": ["-c", "pass"]}],
+        },
+    }
+
+
+def measure_list_latency(pods: int) -> None:
+    """Print list latencies by selector and one Job reconcile's cost with `pods` pods stored.
+
+    Each pod belongs to its own Job in namespace default (one pod per Job, as the operator
+    benchmark has it); namespace `small` holds 10 more pods. The `seq>` selector matches the
+    same single pod as `job-name=` but can only be answered by scanning every pod: it is the
+    cost a list had before label indexes.
+    """
+    store = Store(history_size=1_000)
+    store.create("", "namespaces", None, {"metadata": {"name": "small"}})
+    jobs = []
+    for index in range(pods):
+        job = store.create(
+            "batch",
+            "jobs",
+            "default",
+            {
+                "metadata": {"name": f"run-{index}"},
+                "spec": {"template": {"spec": {"containers": [{"name": "main"}]}}},
+            },
+        )
+        jobs.append(job)
+        store.create("", "pods", "default", _job_pod(job, index))
+    for index in range(10):
+        store.create("", "pods", "small", {"metadata": {"name": f"p-{index}"}, "spec": {}})
+    picks = [jobs[(index * 7919) % pods] for index in range(50)]
+    cycle = iter(picks * 1000)
+
+    def by_name() -> None:
+        name = next(cycle)["metadata"]["name"]
+        store.list("", "pods", "default", label_selector=f"job-name={name}")
+
+    def by_uid() -> None:
+        uid = next(cycle)["metadata"]["uid"]
+        store.list("", "pods", "default", label_selector=f"controller-uid={uid}")
+
+    def by_seq() -> None:
+        store.list("", "pods", "default", label_selector=f"seq>{pods - 2}")
+
+    controller = JobController(store)
+
+    def reconcile() -> None:
+        controller.reconcile("default", next(cycle)["metadata"]["name"])
+
+    figures = {
+        "job-name=X (1 match)": _timed_ms(by_name, 50),
+        "controller-uid=U (1 match)": _timed_ms(by_uid, 50),
+        "seq>N, scan (1 match)": _timed_ms(by_seq, 20),
+        "namespace small (10 of all)": _timed_ms(lambda: store.list("", "pods", "small"), 50),
+        "JobController.reconcile": _timed_ms(reconcile, 50),
+    }
+    print(f"lists with {pods} pods stored (median ms):")
+    for label, value in figures.items():
+        print(f"  {label:32} {value:8.3f}")
+
+
 def main() -> None:
-    """Start a server process, measure it, then measure the store heap in-process."""
+    """Measure a server process over HTTP, then the store heap and list latencies in-process."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--objects", type=int, default=1000)
     parser.add_argument("--memory-objects", type=int, default=10_000)
     parser.add_argument("--history", type=int, default=10_000)
+    parser.add_argument("--list-pods", default="1000,10000", help="comma-separated pod counts")
+    parser.add_argument("--only", choices=["server", "heap", "lists"], action="append")
     options = parser.parse_args()
+    sections = set(options.only or ["server", "heap", "lists"])
+    if "server" in sections:
+        _measure_server_process(options)
+    if "heap" in sections:
+        measure_store_heap(options.memory_objects, options.history)
+        measure_store_heap(options.memory_objects, 1_000)
+    if "lists" in sections:
+        for count in options.list_pods.split(","):
+            measure_list_latency(int(count))
+
+
+def _measure_server_process(options: argparse.Namespace) -> None:
+    """Start a server process and measure it over HTTP."""
     receiver, sender = multiprocessing.Pipe(duplex=False)
     server = multiprocessing.Process(target=_serve, args=(options.history, sender), daemon=True)
     server.start()
@@ -171,8 +280,6 @@ def main() -> None:
     finally:
         server.terminate()
         server.join()
-    measure_store_heap(options.memory_objects, options.history)
-    measure_store_heap(options.memory_objects, 1_000)
 
 
 if __name__ == "__main__":
