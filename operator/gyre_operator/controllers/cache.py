@@ -25,17 +25,20 @@ class ObjectCache:
     def __init__(self) -> None:
         self._objects: dict[Key, dict[str, Any]] = {}
 
-    def put(self, obj: Mapping[str, Any]) -> None:
-        """Remember obj unless a newer version of it is known already.
+    def put(self, obj: Mapping[str, Any]) -> bool:
+        """Remember obj unless it is no newer than what is known; True when it was newer.
 
         resourceVersions are opaque by contract; every API server in practice uses an
-        increasing integer, so an older watch event never overwrites our own newer write.
+        increasing integer, so an older watch event never overwrites our own newer write,
+        and the echo of our own write is no news.
         """
         key = key_of(obj)
         known = self._objects.get(key)
         new, old = _revision(obj), _revision(known) if known is not None else None
-        if known is None or new is None or old is None or new >= old:
+        if known is None or new is None or old is None or new > old:
             self._objects[key] = dict(obj)
+            return True
+        return False
 
     def forget(self, obj: Mapping[str, Any]) -> None:
         """Drop a deleted object."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,18 +32,29 @@ async def observe(context: Context, obj: dict[str, Any]) -> DatasetObserved:
     return DatasetObserved(jobs=(job,) if job is not None else ())
 
 
-CONTROLLER: Controller[DatasetObserved] = Controller(KIND, observe, build_dataset)
+def on_status(context: Context, dataset: dict[str, Any], old: dict[str, Any]) -> None:
+    """A Dataset that became Ready (or changed version) may start the runs waiting for it."""
+    wake_waiting_runs(context, dataset)
+
+
+CONTROLLER: Controller[DatasetObserved] = Controller(
+    KIND, observe, build_dataset, on_status=on_status
+)
 
 
 @kopf.on.event(GROUP, VERSION, Dataset.info.plural, id="dataset")
 async def dataset_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A Dataset changed: reconcile it, and wake the TrainingRuns that wait for it."""
     context: Context = memo.context
-    track(context, KIND, event.get("type"), body)
-    if event.get("type") == "DELETED":
+    if not track(context, KIND, event.get("type"), body) or event.get("type") == "DELETED":
         return
     trigger(context, KIND, body)
-    namespace, name = key_of(body)
+    wake_waiting_runs(context, body)
+
+
+def wake_waiting_runs(context: Context, dataset: Mapping[str, Any]) -> None:
+    """Reconcile the TrainingRuns that wait for this Dataset (not yet started)."""
+    namespace, name = key_of(dataset)
     for run in context.cache(TrainingRun.info.kind).values():
         spec = run.get("spec") or {}
         waiting = not (run.get("status") or {}).get("jobName")

@@ -39,6 +39,5 @@ async def modelversion_event(
 ) -> None:
     """A ModelVersion changed: reconcile it."""
     context: Context = memo.context
-    track(context, KIND, event.get("type"), body)
-    if event.get("type") != "DELETED":
+    if track(context, KIND, event.get("type"), body) and event.get("type") != "DELETED":
         trigger(context, KIND, body)

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from gyre_operator.builders.plan import Plan
 from gyre_operator.builders.status import invalid_spec_plan, validation_message
 from gyre_operator.config import OperatorConfig
+from gyre_operator.controllers.cache import key_of
 from gyre_operator.controllers.context import Context
 from gyre_operator.controllers.queue import Key
 from gyre_operator.kube import Conflict
@@ -31,7 +32,8 @@ class Controller(Generic[ObservedT]):
     kind: str
     observe: Callable[[Context, dict[str, Any]], Awaitable[ObservedT]]
     build: Callable[[dict[str, Any], ObservedT, OperatorConfig, datetime], Plan]
-    on_status: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
+    # Runs after a status write: what else follows from the change (metrics, dependents).
+    on_status: Callable[[Context, dict[str, Any], dict[str, Any]], None] | None = None
     # Runs right after the build, before anything is awaited: state other reconciles of
     # the kind must see at once (such as a version number about to be taken).
     on_plan: Callable[[Context, dict[str, Any], Plan], None] | None = None
@@ -82,6 +84,11 @@ async def _create_children(context: Context, plan: Plan) -> bool:
     for child in plan.children:
         existing, created = await context.kube.create(child)
         context.cache(child["kind"]).put(existing)
+        queue = context.queues.get(child["kind"])
+        if queue is not None:
+            # Its watch event will be no news to the cache: a child with a reconcile of its
+            # own (a ModelVersion) is reconciled from here.
+            queue.trigger(key_of(existing))
         if not created:
             return False
     return True
@@ -101,6 +108,6 @@ async def _carry_out(
         updated = await context.kube.patch_status(obj, plan.status)
         cache.put(updated)
         if controller.on_status is not None:
-            controller.on_status(old_status, plan.status)
+            controller.on_status(context, updated, old_status)
     for record in plan.events:
         await context.kube.post_event(obj, record)

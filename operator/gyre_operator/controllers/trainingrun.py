@@ -88,8 +88,9 @@ async def _dataset(context: Context, namespace: str, name: str) -> dict[str, Any
     return found
 
 
-def account(old: dict[str, Any], new: dict[str, Any]) -> None:
+def account(context: Context, run: dict[str, Any], old: dict[str, Any]) -> None:
     """Count a run that just ended, and how long it trained."""
+    new = run.get("status") or {}
     if old.get("phase") in TERMINAL or new.get("phase") not in TERMINAL:
         return
     reason = next((c["reason"] for c in new.get("conditions", []) if c["type"] == "Ready"), "")
@@ -111,9 +112,10 @@ async def trainingrun_event(
 ) -> None:
     """A TrainingRun changed: reconcile it."""
     context: Context = memo.context
-    track(context, KIND, event.get("type"), body)
+    news = track(context, KIND, event.get("type"), body)
     if event.get("type") != "DELETED":
-        trigger(context, KIND, body)
+        if news:
+            trigger(context, KIND, body)
         return
     scope = (key_of(body)[0], str(body["spec"]["model"]))
     context.version_holds.get(scope, {}).pop(str(body["metadata"]["uid"]), None)

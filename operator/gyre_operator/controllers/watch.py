@@ -10,13 +10,14 @@ from gyre_operator.controllers.cache import key_of
 from gyre_operator.controllers.context import Context
 
 
-def track(context: Context, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
-    """Keep the cache of a kind current with one watch event."""
+def track(context: Context, kind: str, event_type: str | None, body: Mapping[str, Any]) -> bool:
+    """Keep the cache of a kind current with one watch event; whether the event is news
+    (not the echo of a write the cache already holds, nor older than it)."""
     cache = context.cache(kind)
     if event_type == "DELETED":
         cache.forget(body)
-    else:
-        cache.put(body)
+        return True
+    return cache.put(body)
 
 
 def trigger(context: Context, kind: str, body: Mapping[str, Any]) -> None:
