@@ -2,9 +2,10 @@
 and the cost of listing pods by label selector and reconciling a Job as the store fills up.
 
 Run: python bench/local_cluster.py [--objects 1000] [--memory-objects 10000] [--history 10000]
-     [--list-pods 1000,10000] [--only lists]
+     [--list-pods 1000,10000] [--writes 1000] [--only writes]
 The server runs in a child process so its resident memory is measured alone; the Python heap
-held by a Store and the list latencies are measured in-process.
+held by a Store, the list latencies and the write path (creates and status updates of a custom
+resource with a schema, pod creates and status updates) are measured in-process.
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ import statistics
 import time
 import tracemalloc
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 from aiohttp import web
 
 from gyre_local.apiserver.app import create_app
 from gyre_local.controllers.jobs import TRACKING_FINALIZER, JobController
 from gyre_local.controllers.objects import owner_reference
+from gyre_local.store.builtins import CRD_GROUP, CRD_PLURAL
 from gyre_local.store.patching import MERGE_PATCH
 from gyre_local.store.store import Store
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 MIB = 1024 * 1024
+TRAININGRUN_CRD = Path(__file__).resolve().parent.parent / "crds" / "trainingruns.gyre.dev.yaml"
 
 
 def _serve(history_size: int, ready: Connection) -> None:
@@ -247,6 +252,133 @@ def measure_list_latency(pods: int) -> None:
         print(f"  {label:32} {value:8.3f}")
 
 
+def _run(index: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "gyre.dev/v1alpha1",
+        "kind": "TrainingRun",
+        "metadata": {"name": f"run-{index:05d}", "labels": {"app": "bench"}},
+        "spec": {
+            "datasetRef": {"name": "bench"},
+            "model": "bench",
+            "trainer": {"algorithm": "random_forest_classifier", "hyperparameters": {"n": 50}},
+            "gates": [{"metric": "accuracy", "min": 0.9}],
+        },
+    }
+
+
+def _run_status(step: int) -> dict[str, Any]:
+    """A TrainingRun status as the operator writes it, a little different at each step."""
+    return {
+        "phase": "Running" if step < 2 else "Succeeded",
+        "jobName": "bench-job",
+        "observedGeneration": 1,
+        "startTime": "2024-01-01T00:00:00Z",
+        "metrics": {"accuracy": 0.9 + step / 100},
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True" if step >= 2 else "False",
+                "reason": f"Step{step}",
+                "message": f"step {step}",
+                "lastTransitionTime": "2024-01-01T00:00:00Z",
+                "observedGeneration": 1,
+            }
+        ],
+    }
+
+
+def _pod_status(step: int) -> dict[str, Any]:
+    """A pod status as the simulated kubelet writes it."""
+    running = {"running": {"startedAt": "2024-01-01T00:00:00Z"}}
+    done = {"terminated": {"exitCode": 0, "reason": "Completed", "message": "{}"}}
+    return {
+        "phase": "Running" if step < 2 else "Succeeded",
+        "conditions": [
+            {"type": kind, "status": "True" if step else "False"}
+            for kind in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+        ],
+        "containerStatuses": [
+            {
+                "name": "main",
+                "ready": step == 1,
+                "restartCount": 0,
+                "image": "local/python",
+                "containerID": "local://main",
+                "state": running if step < 2 else done,
+            }
+        ],
+        "hostIP": "127.0.0.1",
+        "podIP": "127.0.0.1",
+        "startTime": "2024-01-01T00:00:00Z",
+    }
+
+
+def _rate(count: int, call: Any) -> float:
+    """Calls per second of `call(index)` over `count` indexes."""
+    started = time.perf_counter()
+    for index in range(count):
+        call(index)
+    return count / (time.perf_counter() - started)
+
+
+def measure_write_path(count: int) -> None:
+    """Print writes/s of the store's write path, in-process (no HTTP, no watchers).
+
+    A TrainingRun (the repository's CRD: structural schema, CEL rules) is created, then its
+    status written three times by merge patch on the status subresource; a Job's pod is created,
+    then its status replaced three times, as the simulated kubelet does.
+    """
+    store = Store(history_size=10_000)
+    store.create(CRD_GROUP, CRD_PLURAL, None, yaml.safe_load(TRAININGRUN_CRD.read_text()))
+    group, plural = "gyre.dev", "trainingruns"
+    figures = {
+        "TrainingRun creates": _rate(
+            count, lambda i: store.create(group, plural, "default", _run(i))
+        )
+    }
+    for step in range(3):
+        figures[f"TrainingRun status merge patch #{step + 1}"] = _rate(
+            count,
+            lambda i, step=step: store.patch(
+                group,
+                plural,
+                "default",
+                f"run-{i:05d}",
+                {"status": _run_status(step)},
+                MERGE_PATCH,
+                subresource="status",
+            ),
+        )
+    job = store.create(
+        "batch",
+        "jobs",
+        "default",
+        {
+            "metadata": {"name": "bench-job"},
+            "spec": {"template": {"spec": {"containers": [{"name": "main"}]}}},
+        },
+    )
+    pods = [f"bench-job-{i:05d}" for i in range(count)]
+
+    def create_pod(index: int) -> None:
+        pod = _job_pod(job, index)
+        pod["metadata"]["name"] = pods[index]
+        store.create("", "pods", "default", pod)
+
+    figures["pod creates"] = _rate(count, create_pod)
+    for step in range(3):
+
+        def write_status(index: int, step: int = step) -> None:
+            pod = store.get("", "pods", "default", pods[index])
+            pod["status"] = _pod_status(step)
+            store.replace("", "pods", "default", pods[index], pod, subresource="status")
+
+        figures[f"pod status get + replace #{step + 1}"] = _rate(count, write_status)
+    print(f"write path, {count} objects each (in-process, per second):")
+    for label, value in figures.items():
+        print(f"  {label:40} {value:8.0f}")
+
+
 def main() -> None:
     """Measure a server process over HTTP, then the store heap and list latencies in-process."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -254,9 +386,10 @@ def main() -> None:
     parser.add_argument("--memory-objects", type=int, default=10_000)
     parser.add_argument("--history", type=int, default=10_000)
     parser.add_argument("--list-pods", default="1000,10000", help="comma-separated pod counts")
-    parser.add_argument("--only", choices=["server", "heap", "lists"], action="append")
+    parser.add_argument("--writes", type=int, default=1000, help="objects in the write figures")
+    parser.add_argument("--only", choices=["server", "heap", "lists", "writes"], action="append")
     options = parser.parse_args()
-    sections = set(options.only or ["server", "heap", "lists"])
+    sections = set(options.only or ["server", "heap", "lists", "writes"])
     if "server" in sections:
         _measure_server_process(options)
     if "heap" in sections:
@@ -265,6 +398,8 @@ def main() -> None:
     if "lists" in sections:
         for count in options.list_pods.split(","):
             measure_list_latency(int(count))
+    if "writes" in sections:
+        measure_write_path(options.writes)
 
 
 def _measure_server_process(options: argparse.Namespace) -> None:

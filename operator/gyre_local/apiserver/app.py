@@ -116,10 +116,13 @@ def _parse_target(store: Store, segments: list[str]) -> _Target:
 
 
 def _present(target: _Target, obj: dict[str, Any]) -> dict[str, Any]:
-    """An object as seen through the version the client asked for."""
+    """An object as seen through the version the client asked for (`obj` is left unchanged:
+    a watch event's object is the stored state itself)."""
     rtype = target.rtype
     if rtype.group and obj.get("kind") == rtype.kind:
-        obj["apiVersion"] = f"{rtype.group}/{target.version}"
+        api_version = f"{rtype.group}/{target.version}"
+        if obj.get("apiVersion") != api_version:
+            return {**obj, "apiVersion": api_version}
     return obj
 
 
@@ -386,6 +389,7 @@ async def _watch(request: web.Request, store: Store, target: _Target) -> web.Str
         field_selector=request.query.get("fieldSelector"),
         allow_bookmarks=request.query.get("allowWatchBookmarks") in ("true", "1"),
         timeout_seconds=float(timeout_text) if timeout_text else None,
+        read_only=True,  # each event is only serialized below
     )
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()

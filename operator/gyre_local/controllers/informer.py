@@ -16,12 +16,15 @@ EventHandler = Callable[[str, dict[str, Any]], None]
 RETRY_DELAY = 1.0
 
 
-async def watch_forever(store: Store, group: str, plural: str, handle: EventHandler) -> None:
+async def watch_forever(
+    store: Store, group: str, plural: str, handle: EventHandler, *, read_only: bool = False
+) -> None:
     """List then watch a resource across namespaces, forever, calling handle(type, obj).
 
     On start and after any watch failure the resource is listed again: every listed object is
     delivered as ADDED, and objects that vanished meanwhile as DELETED, so handlers only ever
-    need to be level-based.
+    need to be level-based. With `read_only`, watched objects are the stored states themselves,
+    not copies: for handlers that only read them (and keep nothing of them).
     """
     known: dict[str, dict[str, Any]] = {}
     while True:
@@ -35,7 +38,7 @@ async def watch_forever(store: Store, group: str, plural: str, handle: EventHand
             known = current
             for item in items:
                 _deliver(handle, "ADDED", item)
-            watch = store.watch(group, plural, resource_version=version)
+            watch = store.watch(group, plural, resource_version=version, read_only=read_only)
             try:
                 async for event_type, obj in watch:
                     if event_type not in ("ADDED", "MODIFIED", "DELETED"):

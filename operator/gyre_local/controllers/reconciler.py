@@ -41,7 +41,9 @@ class Controller(ABC):
         self._timers: dict[Key, asyncio.TimerHandle] = {}
 
     def sources(self) -> Iterable[tuple[str, str, Callable[[dict[str, Any]], Iterable[Key]]]]:
-        """(group, plural, object -> primary keys) for each watched kind besides the primary."""
+        """(group, plural, object -> primary keys) for each watched kind besides the primary.
+
+        A mapper is given the stored object itself: it must only read it."""
         return ()
 
     @abstractmethod
@@ -70,15 +72,28 @@ class Controller(ABC):
     async def run(self) -> None:
         """Watch every source and reconcile queued keys until cancelled."""
         group, plural = self.resource
+        # The handlers only map objects to keys: they may read the stored states uncopied.
         watches = [
             asyncio.create_task(
-                watch_forever(self.store, group, plural, lambda _t, obj: self.enqueue(key_of(obj)))
+                watch_forever(
+                    self.store,
+                    group,
+                    plural,
+                    lambda _t, obj: self.enqueue(key_of(obj)),
+                    read_only=True,
+                )
             )
         ]
         for source_group, source_plural, mapper in self.sources():
             watches.append(
                 asyncio.create_task(
-                    watch_forever(self.store, source_group, source_plural, self._mapped(mapper))
+                    watch_forever(
+                        self.store,
+                        source_group,
+                        source_plural,
+                        self._mapped(mapper),
+                        read_only=True,
+                    )
                 )
             )
         try:

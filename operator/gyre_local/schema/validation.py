@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import ipaddress
 import json
 import re
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 import jsonschema
 from jsonschema.exceptions import FormatError, ValidationError
 
+from gyre_local.jsoncopy import json_copy
 from gyre_local.schema.cel import (
     HAS_OLD_SELF,
     NO_SUCH_OVERLOAD,
@@ -463,7 +463,7 @@ class _Node:
         return list(self.schema.get("x-kubernetes-list-map-keys", []))
 
     def default_copy(self) -> Any:
-        return copy.deepcopy(self.schema["default"])
+        return json_copy(self.schema["default"])
 
     def child(self, key: str) -> _Node | None:
         return self.properties.get(key, self.additional)
@@ -793,7 +793,7 @@ class SchemaValidator:
 
     def prepare(self, obj: dict[str, Any]) -> dict[str, Any]:
         """A copy of obj with unknown fields pruned, disallowed nulls dropped and defaults set."""
-        prepared = copy.deepcopy(obj)
+        prepared = json_copy(obj)
         _prune(prepared, self._root, resource_root=True)
         _drop_nulls(prepared, self._root)
         _apply_defaults(prepared, self._root)

@@ -20,6 +20,7 @@ except ImportError as error:
     ) from error
 
 SchemaKey = tuple[str, str, str]  # group, plural, version
+_STATUS_WRITE_FIELDS = frozenset({"apiVersion", "kind", "metadata", "status"})
 
 
 class CustomResourceSchemas:
@@ -64,10 +65,16 @@ class CustomResourceSchemas:
         validator = self._validator(rtype, obj)
         if validator is None:
             return obj
+        status_only = subresource == "status" and old is not None
+        if status_only:
+            # Pruning and defaulting treat each field on its own, and all but the status is
+            # the stored object's (prepared when it was written): only the status is new.
+            obj = {k: v for k, v in obj.items() if k in _STATUS_WRITE_FIELDS}
         prepared: dict[str, Any] = validator.prepare(obj)
         if strict:
             _reject_unknown_fields(rtype, obj, prepared)
-        if subresource == "status" and old is not None:
+        if status_only:
+            assert old is not None
             result = with_status_of(old, prepared)
             result["metadata"] = obj["metadata"]
             return result

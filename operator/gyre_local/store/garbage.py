@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from gyre_local.clock import now_rfc3339
 from gyre_local.store.builtins import CRD_GROUP, CRD_PLURAL, ResourceType
 from gyre_local.store.index import BUILTIN_KEYS, ObjectIndex
 from gyre_local.store.ownership import Entry, manager_id, record_ownership
+from gyre_local.store.rules import next_state
 
 _FOREGROUND = "foregroundDeletion"
 _CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
@@ -41,7 +41,7 @@ class GarbageCollector:
         if not finalizers:
             self.remove(rtype, entry)
             return entry.obj
-        terminating = copy.deepcopy(entry.obj)
+        terminating = next_state(entry.obj)
         terminating["metadata"].update(
             deletionTimestamp=now_rfc3339(),
             deletionGracePeriodSeconds=0,
@@ -78,7 +78,7 @@ class GarbageCollector:
 
     def _without_owner(self, rtype: ResourceType, entry: Entry, uid: str) -> None:
         """Drop an owner's reference from a dependent, as the garbage collector does."""
-        new = copy.deepcopy(entry.obj)
+        new = next_state(entry.obj)
         refs = [r for r in new["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
         if refs:
             new["metadata"]["ownerReferences"] = refs
@@ -138,7 +138,7 @@ class GarbageCollector:
 
     def _drop_finalizer(self, rtype: ResourceType, entry: Entry, finalizer: str) -> None:
         """Remove a finalizer, removing the object when it was the last."""
-        new = copy.deepcopy(entry.obj)
+        new = next_state(entry.obj)
         remaining = [f for f in new["metadata"].get("finalizers") or [] if f != finalizer]
         if remaining:
             new["metadata"]["finalizers"] = remaining

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any
@@ -12,6 +11,7 @@ from gyre_local.store.builtins import BUILTIN_TYPES, ResourceType, crd_resource_
 from gyre_local.store.crds import CustomResourceSchemas
 from gyre_local.store.errors import ApiError, not_found
 from gyre_local.store.ownership import Entry
+from gyre_local.store.rules import next_state
 from gyre_local.store.selectors import LabelSelector
 from gyre_local.store.watches import Event, EventHistory
 
@@ -269,7 +269,7 @@ class ObjectIndex:
 
     def drop(self, rtype: ResourceType, entry: Entry) -> dict[str, Any]:
         """Remove an object under the next resourceVersion; returns its last state."""
-        obj = copy.deepcopy(entry.obj)
+        obj = next_state(entry.obj)
         meta = obj["metadata"]
         namespace, name = meta.get("namespace", ""), meta["name"]
         del self._objects[(rtype.group, rtype.plural)][(namespace, name)]

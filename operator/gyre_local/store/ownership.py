@@ -39,15 +39,14 @@ def record_ownership(
     strategy: patching.Strategy,
 ) -> None:
     """Give `manager` the fields it applied (or changed); others lose the fields it changed."""
-    before, after = patching.field_paths(old, strategy), patching.field_paths(new, strategy)
-    changed = {p for p in before | after if patching.value_at(old, p) != patching.value_at(new, p)}
+    changed, changed_in_new = patching.changed_paths(old, new, strategy)
     for owner, owned in entry.managers.items():
         if owner != manager:
             owned -= changed
     if applied_paths is not None:
         entry.managers[manager] = set(applied_paths)
     else:
-        entry.managers.setdefault(manager, set()).update(changed & after)
+        entry.managers.setdefault(manager, set()).update(changed_in_new)
     entry.times[manager] = now_rfc3339()
     for owner in [m for m, owned in entry.managers.items() if not owned]:
         del entry.managers[owner]

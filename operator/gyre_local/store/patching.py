@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from gyre_local.jsoncopy import json_copy
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -29,14 +30,24 @@ class PatchNotApplicable(ValueError):
 def merge_patch(target: Any, patch: Any) -> Any:
     """Apply an RFC 7386 merge patch to a document, returning a new document."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return json_copy(patch)
+    result = json_copy(target) if isinstance(target, dict) else {}
+    _merge_into(result, patch)
+    return result
+
+
+def _merge_into(result: dict[str, Any], patch: dict[str, Any]) -> None:
+    """Merge a patch into a document of this call's own (copied once, not at every level)."""
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
+        elif isinstance(value, dict):
+            current = result.get(key)
+            if not isinstance(current, dict):
+                current = result[key] = {}
+            _merge_into(current, value)
         else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
+            result[key] = json_copy(value)
 
 
 # ---- JSON patch (RFC 6902) ----
@@ -121,7 +132,7 @@ def json_patch(target: Any, operations: Any) -> Any:
     """Apply an RFC 6902 JSON patch, returning a new document."""
     if not isinstance(operations, list):
         raise PatchError("json patch must be a list of operations")
-    doc = copy.deepcopy(target)
+    doc = json_copy(target)
     for operation in operations:
         if not isinstance(operation, dict) or "op" not in operation or "path" not in operation:
             raise PatchError(f"invalid json patch operation: {operation!r}")
@@ -129,16 +140,16 @@ def json_patch(target: Any, operations: Any) -> Any:
         if op in ("add", "replace", "test") and "value" not in operation:
             raise PatchError(f"json patch {op} operation requires a value")
         if op == "add":
-            doc = _add(doc, path, copy.deepcopy(operation["value"]), replace=False)
+            doc = _add(doc, path, json_copy(operation["value"]), replace=False)
         elif op == "replace":
-            doc = _add(doc, path, copy.deepcopy(operation["value"]), replace=True)
+            doc = _add(doc, path, json_copy(operation["value"]), replace=True)
         elif op == "remove":
             _remove(doc, path)
         elif op in ("move", "copy"):
             source = operation.get("from")
             if source is None:
                 raise PatchError(f"json patch {op} operation requires 'from'")
-            value = _remove(doc, source) if op == "move" else copy.deepcopy(_get(doc, source))
+            value = _remove(doc, source) if op == "move" else json_copy(_get(doc, source))
             doc = _add(doc, path, value, replace=False)
         elif op == "test":
             if _get(doc, path) != operation["value"]:
@@ -213,13 +224,13 @@ def strategy_for(kind: str, *, builtin: bool) -> Strategy:
 def strategic_merge(target: Any, patch: Any, strategy: Strategy, path: Path = ()) -> Any:
     """Apply a strategic merge patch (with $patch/$retainKeys directives), returning a new doc."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return json_copy(patch)
     directive = patch.get("$patch")
     if directive == "delete":
         return None
     if directive == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return {k: json_copy(v) for k, v in patch.items() if k != "$patch"}
+    result = json_copy(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if key.startswith("$"):
             continue
@@ -245,14 +256,14 @@ def strategic_merge(target: Any, patch: Any, strategy: Strategy, path: Path = ()
 
 
 def _merge_list(live: Any, patch: list[Any], strategy: Strategy, path: Path) -> list[Any]:
-    current = list(copy.deepcopy(live)) if isinstance(live, list) else []
+    current = list(json_copy(live)) if isinstance(live, list) else []
     if any(isinstance(item, dict) and item.get("$patch") == "replace" for item in patch):
-        return [copy.deepcopy(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
+        return [json_copy(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
     if path in strategy.set_lists:
-        return current + [copy.deepcopy(v) for v in patch if v not in current]
+        return current + [json_copy(v) for v in patch if v not in current]
     key = strategy.merge_keys.get(path)
     if key is None:
-        return copy.deepcopy(patch)
+        return json_copy(patch)
     for item in patch:
         if not isinstance(item, dict) or key not in item:
             raise PatchNotApplicable(f"list item at {'.'.join(path)} is missing merge key {key}")
@@ -290,34 +301,166 @@ _SERVER_METADATA = frozenset(
 )
 
 
-def _schema_path(path: FieldPath) -> Path:
-    return tuple(p for p in path if isinstance(p, str))
+_MISSING = object()
+_TOP_LEVEL_SKIPPED = frozenset({"apiVersion", "kind"})
+_NOTHING_SKIPPED: frozenset[str] = frozenset()
 
 
-def _walk(value: Any, strategy: Strategy, path: FieldPath) -> Iterator[FieldPath]:
+def _skipped(path: FieldPath) -> frozenset[str]:
+    """The keys of a map at a path that are not fields anyone owns."""
+    if not path:
+        return _TOP_LEVEL_SKIPPED
+    if path == ("metadata",):
+        return _SERVER_METADATA
+    return _NOTHING_SKIPPED
+
+
+# The walks below carry along the schema path of a field path (its map keys alone, the path
+# Strategy.merge_keys is keyed by) rather than deriving it from the field path at every step.
+
+
+def _collect(
+    value: Any, keys: Mapping[Path, str], path: FieldPath, schema: Path, out: set[FieldPath]
+) -> None:
     if isinstance(value, dict) and value:
+        skipped = _skipped(path)
         for key, child in value.items():
-            if path == () and key in ("apiVersion", "kind"):
-                continue
-            if path == ("metadata",) and key in _SERVER_METADATA:
-                continue
-            yield from _walk(child, strategy, (*path, key))
+            if key not in skipped:
+                child_schema = (*schema, key) if isinstance(key, str) else schema
+                _collect(child, keys, (*path, key), child_schema, out)
         return
-    merge_key = strategy.merge_keys.get(_schema_path(path))
+    merge_key = keys.get(schema) if keys else None
     if isinstance(value, list) and merge_key is not None:
         for item in value:
             if isinstance(item, dict) and merge_key in item:
                 item_path = (*path, (merge_key, item[merge_key]))
-                yield item_path
-                yield from _walk(item, strategy, item_path)
+                out.add(item_path)
+                _collect(item, keys, item_path, schema, out)
         return
     if path:
-        yield path
+        out.add(path)
 
 
 def field_paths(obj: Any, strategy: Strategy) -> set[FieldPath]:
     """Every field path set in an object (leaves, plus keyed list items)."""
-    return set(_walk(obj, strategy, ()))
+    out: set[FieldPath] = set()
+    _collect(obj, strategy.merge_keys, (), (), out)
+    return out
+
+
+def changed_paths(old: Any, new: Any, strategy: Strategy) -> tuple[set[FieldPath], set[FieldPath]]:
+    """The field paths of either object whose values differ between them, and those of them
+    that are set in `new`: `{p for p in field_paths(old) | field_paths(new) if value_at(old, p)
+    != value_at(new, p)}` and its intersection with `field_paths(new)`.
+
+    Rather than walking both objects whole, the walk descends only where they differ: below a
+    path whose values are equal (or the same object, as unchanged subtrees shared between
+    states are) every value is equal too. (The one difference: a NaN, never equal to itself,
+    counts as changed by the formula even when untouched, not here.)
+    """
+    changed: set[FieldPath] = set()
+    present: set[FieldPath] = set()
+    _diff(old, new, strategy.merge_keys, (), (), changed, present)
+    return changed, present
+
+
+def _is_leaf(value: Any, merge_key: str | None) -> bool:
+    """Whether the walk of field paths yields a value's own path (not paths below it)."""
+    if value is _MISSING:
+        return False
+    if isinstance(value, dict):
+        return not value
+    return not (isinstance(value, list) and merge_key is not None)
+
+
+def _diff(
+    old: Any,
+    new: Any,
+    keys: Mapping[Path, str],
+    path: FieldPath,
+    schema: Path,
+    changed: set[FieldPath],
+    present: set[FieldPath],
+) -> None:
+    """Add the changed paths at and below `path`, where `old` and `new` are value_at(path) of
+    each object and the only values the field-path walk visits at that path."""
+    if old is new or (old is not _MISSING and new is not _MISSING and old == new):
+        return
+    merge_key = keys.get(schema) if keys else None
+    new_leaf = _is_leaf(new, merge_key)
+    if path and (new_leaf or _is_leaf(old, merge_key)):
+        changed.add(path)
+        if new_leaf:
+            present.add(path)
+    old_map = isinstance(old, dict) and bool(old)
+    new_map = isinstance(new, dict) and bool(new)
+    if old_map or new_map:
+        skipped = _skipped(path)
+        names = list(old) if old_map else []
+        if new_map:
+            names += [key for key in new if not (old_map and key in old)]
+        for key in names:
+            if key in skipped:
+                continue
+            child_schema = (*schema, key) if isinstance(key, str) else schema
+            _diff(
+                _step(old, key), _step(new, key), keys, (*path, key), child_schema, changed, present
+            )
+    if merge_key is not None and (isinstance(old, list) or isinstance(new, list)):
+        _diff_items(old, new, keys, merge_key, path, schema, changed, present)
+
+
+def _diff_items(
+    old: Any,
+    new: Any,
+    keys: Mapping[Path, str],
+    merge_key: str,
+    path: FieldPath,
+    schema: Path,
+    changed: set[FieldPath],
+    present: set[FieldPath],
+) -> None:
+    """The changed paths of the items of keyed lists (on either side) at `path`."""
+    # The items each item path is walked from, in old and in new (more than one when keys repeat).
+    items: dict[tuple[str, Any], tuple[list[Any], list[Any]]] = {}
+    for side, values in ((0, old), (1, new)):
+        if isinstance(values, list):
+            for item in values:
+                if isinstance(item, dict) and merge_key in item:
+                    element = (merge_key, item[merge_key])
+                    items.setdefault(element, ([], []))[side].append(item)
+    for element, (old_items, new_items) in items.items():
+        item_path = (*path, element)
+        old_item, new_item = _step(old, element), _step(new, element)
+        if old_item is new_item or (
+            old_item is not _MISSING and new_item is not _MISSING and old_item == new_item
+        ):
+            continue
+        changed.add(item_path)
+        if new_items:
+            present.add(item_path)
+        if _walked_alone(old_items, old_item) and _walked_alone(new_items, new_item):
+            _diff(old_item, new_item, keys, item_path, schema, changed, present)
+            continue
+        # Repeated keys: the walk visits every item, value_at finds the first one. Compare
+        # every path found below each of them by value, as the definition does.
+        old_paths: set[FieldPath] = set()
+        new_paths: set[FieldPath] = set()
+        for item in old_items:
+            _collect(item, keys, item_path, schema, old_paths)
+        for item in new_items:
+            _collect(item, keys, item_path, schema, new_paths)
+        depth = len(item_path)
+        for found in old_paths | new_paths:
+            if value_at(old_item, found[depth:]) != value_at(new_item, found[depth:]):
+                changed.add(found)
+                if found in new_paths:
+                    present.add(found)
+
+
+def _walked_alone(walked: list[Any], found: Any) -> bool:
+    """Whether the item value_at finds is the only one the walk visits under its path."""
+    return (len(walked) == 1 and walked[0] is found) or (not walked and found is _MISSING)
 
 
 def is_item_path(path: FieldPath) -> bool:
@@ -328,9 +471,6 @@ def is_item_path(path: FieldPath) -> bool:
 def is_item_key(path: FieldPath) -> bool:
     """Whether a path names the merge key field of a keyed list item."""
     return len(path) >= 2 and isinstance(path[-2], tuple) and path[-2][0] == path[-1]
-
-
-_MISSING = object()
 
 
 def _step(container: Any, element: Any) -> Any:
@@ -383,8 +523,8 @@ def apply_merge(live: Any, applied: Any, strategy: Strategy, path: Path = ()) ->
             key = strategy.merge_keys.get(path)
             if key is not None:
                 return _apply_list(live, applied, key, strategy, path)
-        return copy.deepcopy(applied)
-    result = copy.deepcopy(live)
+        return json_copy(applied)
+    result = json_copy(live)
     for name, value in applied.items():
         if value is None:
             continue
@@ -395,17 +535,17 @@ def apply_merge(live: Any, applied: Any, strategy: Strategy, path: Path = ()) ->
 def _apply_list(
     live: list[Any], applied: list[Any], key: str, strategy: Strategy, path: Path
 ) -> list[Any]:
-    result = copy.deepcopy(live)
+    result = json_copy(live)
     for item in applied:
         if not isinstance(item, dict) or key not in item:
-            result.append(copy.deepcopy(item))
+            result.append(json_copy(item))
             continue
         position = next(
             (i for i, e in enumerate(result) if isinstance(e, dict) and e.get(key) == item[key]),
             None,
         )
         if position is None:
-            result.append(copy.deepcopy(item))
+            result.append(json_copy(item))
         else:
             result[position] = apply_merge(result[position], item, strategy, path)
     return result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any
 
@@ -128,9 +127,18 @@ def changes_generation(rtype: ResourceType, old: dict[str, Any], new: dict[str, 
     }
 
 
+def next_state(stored: dict[str, Any]) -> dict[str, Any]:
+    """A new state of a stored object whose top level and metadata map are its own, to change;
+    every other value is shared with `stored` (stored states are never changed in place)."""
+    result = dict(stored)
+    result["metadata"] = dict(stored["metadata"])
+    return result
+
+
 def with_status_of(base: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `base` whose status is that of `source` (none if `source` has none)."""
-    result = copy.deepcopy(base)
+    """A new state of a stored object `base` whose status is that of `source` (none if `source`
+    has none), sharing every other value but its top level and metadata map with `base`."""
+    result = next_state(base)
     if "status" in source:
         result["status"] = source["status"]
     else:

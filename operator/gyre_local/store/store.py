@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import copy
 import itertools
 import random
 import uuid
@@ -11,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gyre_local.clock import now_rfc3339
+from gyre_local.jsoncopy import json_copy
 from gyre_local.store import patching
 from gyre_local.store.builtins import (
     CRD_GROUP,
@@ -138,7 +138,7 @@ class Store:
         if subresource == "scale":
             self._check_subresource(rtype, subresource)
             return scale_of(entry.obj)
-        return copy.deepcopy(entry.obj)
+        return json_copy(entry.obj)
 
     def list(
         self,
@@ -186,7 +186,7 @@ class Store:
             if limit and len(items) >= limit:
                 remaining = sum(1 for k in keys[position:] if matches(objects[k].obj))
                 break
-            items.append(copy.deepcopy(obj))
+            items.append(json_copy(obj))
             last = key
         token = encode_continue(list_rv, last) if remaining and last is not None else None
         return ListPage(items, str(list_rv), token, remaining if token else None)
@@ -218,8 +218,12 @@ class Store:
         field_selector: str | None = None,
         allow_bookmarks: bool = False,
         timeout_seconds: float | None = None,
+        read_only: bool = False,
     ) -> Watch:
-        """Watch changes; an unset or "0" resourceVersion starts with the current state as ADDED."""
+        """Watch changes; an unset or "0" resourceVersion starts with the current state as ADDED.
+
+        A `read_only` watch hands out the stored states themselves rather than copies: for a
+        consumer that only reads (serializes) them and never keeps or changes them."""
         rtype = self.resource(group, plural)
         scope, labels, fields = self._selection(rtype, namespace, label_selector, field_selector)
         matches = _matcher(scope, labels, fields)
@@ -231,6 +235,7 @@ class Store:
             allow_bookmarks=allow_bookmarks,
             timeout_seconds=timeout_seconds,
             bookmark_interval=self._bookmark_interval,
+            read_only=read_only,
         )
         if resource_version in (None, "", "0"):
             objects = self._index.objects(group, plural)
@@ -296,7 +301,7 @@ class Store:
             raise ApiError(405, "MethodNotAllowed", f"create is not supported on {subresource}")
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
-        obj = copy.deepcopy(body)
+        obj = json_copy(body)
         metadata = obj.setdefault("metadata", {})
         namespace = scope_namespace(rtype, namespace, metadata)
         if not metadata.get("name") and metadata.get("generateName"):
@@ -337,7 +342,7 @@ class Store:
         self._index.add(rtype, Entry(obj, {owner: owned}, {owner: now_rfc3339()}))
         if (rtype.group, rtype.plural) == (CRD_GROUP, CRD_PLURAL):
             self._index.serve_crd(obj)
-        return copy.deepcopy(obj)
+        return json_copy(obj)
 
     def replace(
         self,
@@ -360,10 +365,13 @@ class Store:
         check_url_name(obj.get("metadata"), name)
         if subresource == "scale":
             return self._write_scale(rtype, entry, obj, dry_run, field_manager)
+        if subresource == "status":
+            # Only the status (and the resourceVersion to check) of the body is written.
+            obj = {k: v for k, v in obj.items() if k in ("metadata", "status")}
         return self._update(
             rtype,
             entry,
-            copy.deepcopy(obj),
+            json_copy(obj),
             subresource=subresource,
             dry_run=dry_run,
             manager=field_manager,
@@ -401,6 +409,10 @@ class Store:
             )
         entry = self._index.entry(rtype, namespace, name)
         current = scale_of(entry.obj) if subresource == "scale" else entry.obj
+        if subresource == "status" and patch_type == patching.MERGE_PATCH:
+            # A merge patch touches only the members it names, and of the patched object the
+            # status subresource writes only the status (and checks the resourceVersion).
+            current = {k: v for k, v in current.items() if k in ("metadata", "status")}
         try:
             if patch_type == patching.MERGE_PATCH:
                 if not isinstance(patch, dict):
@@ -447,8 +459,8 @@ class Store:
         if policy not in ("Orphan", "Background", "Foreground"):
             raise bad_request(f"unsupported propagationPolicy {policy!r}")
         if dry_run:
-            return copy.deepcopy(entry.obj)
-        return copy.deepcopy(self._gc.delete(rtype, entry, policy))
+            return json_copy(entry.obj)
+        return json_copy(self._gc.delete(rtype, entry, policy))
 
     def delete_collection(
         self,
@@ -554,7 +566,9 @@ class Store:
                 resource_details(rtype, old_meta["name"]),
             )
         merged = merge_for_write(rtype, old, new, subresource)
-        if self.is_builtin(rtype):
+        # Through the status subresource all but the status is the stored (defaulted) object's,
+        # shared with it: defaulting would change nothing, and must not write into it.
+        if self.is_builtin(rtype) and subresource != "status":
             kept_ip = (old.get("spec") or {}).get("clusterIP")
             set_defaults(rtype.kind, merged, lambda: kept_ip or next(self._cluster_ips))
         merged = self._index.schemas.prepare(
@@ -567,9 +581,9 @@ class Store:
         if changes_generation(rtype, old, merged):
             merged["metadata"]["generation"] = old_meta.get("generation", 1) + 1
         if merged == old:
-            return copy.deepcopy(old)
+            return json_copy(old)
         if dry_run:
-            return merged
+            return json_copy(merged)  # it may share values with the stored object
         owner = manager_id(
             manager, applied_paths is not None, "scale" if via_scale else subresource
         )
@@ -577,7 +591,7 @@ class Store:
         self._index.commit(rtype, entry, merged)
         if merged["metadata"].get("deletionTimestamp") and not merged["metadata"].get("finalizers"):
             self._gc.remove(rtype, entry)
-        return copy.deepcopy(entry.obj)
+        return json_copy(entry.obj)
 
     # ---- internals: scale subresource ----
 
@@ -604,7 +618,7 @@ class Store:
                     )
                 ],
             )
-        new = copy.deepcopy(entry.obj)
+        new = json_copy(entry.obj)
         new.setdefault("spec", {})["replicas"] = replicas
         new["metadata"]["resourceVersion"] = (scale.get("metadata") or {}).get("resourceVersion")
         updated = self._update(

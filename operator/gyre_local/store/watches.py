@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gyre_local.jsoncopy import json_copy
 from gyre_local.store.builtins import ResourceType
 from gyre_local.store.errors import ApiError
 
@@ -34,7 +34,11 @@ _MAX_PENDING_EVENTS = 10_000
 
 class Watch:
     """Async iterator of (event_type, obj): ADDED/MODIFIED/DELETED/BOOKMARK, or one ERROR
-    carrying a Status (410 Expired) when the start resourceVersion is too old; close() stops it."""
+    carrying a Status (410 Expired) when the start resourceVersion is too old; close() stops it.
+
+    Each object is the consumer's own copy, unless the watch is `read_only`: then it is the
+    stored state itself, which the consumer must not change (the API server serializes it).
+    """
 
     def __init__(
         self,
@@ -46,8 +50,10 @@ class Watch:
         allow_bookmarks: bool,
         timeout_seconds: float | None,
         bookmark_interval: float,
+        read_only: bool = False,
     ) -> None:
         self._rtype = rtype
+        self._read_only = read_only
         self._matches = matches
         self._current_rv = current_rv
         self._on_close = on_close
@@ -113,7 +119,7 @@ class Watch:
             item = self._queue.get_nowait()
         if item is _CLOSED:
             raise StopAsyncIteration
-        return item[0], copy.deepcopy(item[1])
+        return item[0], item[1] if self._read_only else json_copy(item[1])
 
     def _on_timer(self) -> tuple[str, dict[str, Any]]:
         now = time.monotonic()
