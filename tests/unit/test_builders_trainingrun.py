@@ -44,8 +44,8 @@ from gyre_operator.builders.trainingrun import (
     next_version,
     output_uri,
     registering,
-    taken_versions,
     training_job_name,
+    unavailable_versions,
 )
 from gyre_operator.config import OperatorConfig
 
@@ -874,21 +874,20 @@ def test_start_is_deterministic() -> None:
 # ---- version numbers ----
 
 
-def _version(name: str, model: str, number: int) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "spec": {"model": model, "version": number}}
-
-
-def test_taken_versions_are_the_models_and_names_held_by_others() -> None:
-    versions = [
-        _version("iris-v1", "iris", 1),
-        _version("iris-v2", "iris", 2),
-        _version("iris-notebook", "iris", 7),  # hand-registered under another name
-        _version("iris-v3", "other", 1),  # the name iris-v3 belongs to another model
-        _version("iris-vx", "other", 2),
-        _version("rose-v9", "rose", 9),
-    ]
-    assert taken_versions(versions, "iris") == (1, 2, 3, 7)
-    assert next_version(taken_versions(versions, "iris")) == 8
+@pytest.mark.parametrize(
+    ("versions", "held_names", "expected"),
+    [
+        ((), set(), ()),
+        ((1, 2, 7), set(), (1, 2, 7)),
+        # iris-v8 and iris-v9 belong to something else: the next free number is 10.
+        ((1, 2, 7), {"iris-v8", "iris-v9", "iris-v3"}, (1, 2, 7, 8, 9)),
+        ((), {"iris-v1"}, (1,)),
+    ],
+)
+def test_unavailable_versions(
+    versions: tuple[int, ...], held_names: set[str], expected: tuple[int, ...]
+) -> None:
+    assert unavailable_versions("iris", versions, held_names.__contains__) == expected
 
 
 def test_registering_names_the_version_a_plan_creates() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -120,21 +121,18 @@ def model_version_name(model: str, version: int) -> str:
     return f"{model}-v{version}"
 
 
-def taken_versions(versions: list[dict[str, Any]], model: str) -> tuple[int, ...]:
-    """The version numbers a new version of model cannot have.
-
-    Those of the model's versions, and N wherever the name `<model>-vN` is held by a version
-    of another model or a hand-registered one: otherwise every build would choose that name
-    again and collide.
-    """
-    prefix = model_version_name(model, 0)[:-1]
-    taken: set[int] = set()
-    for version in versions:
-        if version["spec"]["model"] == model:
-            taken.add(int(version["spec"]["version"]))
-        suffix = str(version["metadata"]["name"]).removeprefix(prefix)
-        if suffix != version["metadata"]["name"] and suffix.isdigit():
-            taken.add(int(suffix))
+def unavailable_versions(
+    model: str, versions: tuple[int, ...], name_held: Callable[[str], bool]
+) -> tuple[int, ...]:
+    """The version numbers a new version of model cannot have: the ones it has (or that runs
+    are about to register), and above them every N whose name `<model>-vN` something else
+    already holds (another model's version, or one registered by hand under that name);
+    otherwise every build would choose that name again and collide."""
+    taken = set(versions)
+    candidate = next_version(tuple(taken))
+    while name_held(model_version_name(model, candidate)):
+        taken.add(candidate)
+        candidate += 1
     return tuple(sorted(taken))
 
 

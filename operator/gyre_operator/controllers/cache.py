@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any
 
 Key = tuple[str, str]
@@ -19,11 +19,17 @@ def _revision(obj: Mapping[str, Any]) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-class ObjectCache:
-    """The newest known body of each object of one kind."""
+Grouping = Callable[[Mapping[str, Any]], Hashable]
 
-    def __init__(self) -> None:
+
+class ObjectCache:
+    """The newest known body of each object of one kind, optionally grouped (by model, say)
+    so that a reconcile reads its object's group instead of every object."""
+
+    def __init__(self, grouping: Grouping | None = None) -> None:
         self._objects: dict[Key, dict[str, Any]] = {}
+        self._grouping = grouping
+        self._groups: dict[Hashable, dict[Key, dict[str, Any]]] = {}
 
     def put(self, obj: Mapping[str, Any]) -> bool:
         """Remember obj unless it is no newer than what is known; True when it was newer.
@@ -36,13 +42,29 @@ class ObjectCache:
         known = self._objects.get(key)
         new, old = _revision(obj), _revision(known) if known is not None else None
         if known is None or new is None or old is None or new > old:
-            self._objects[key] = dict(obj)
+            self._ungroup(key, known)
+            self._objects[key] = stored = dict(obj)
+            if self._grouping is not None:
+                self._groups.setdefault(self._grouping(stored), {})[key] = stored
             return True
         return False
 
     def forget(self, obj: Mapping[str, Any]) -> None:
         """Drop a deleted object."""
-        self._objects.pop(key_of(obj), None)
+        key = key_of(obj)
+        self._ungroup(key, self._objects.pop(key, None))
+
+    def group(self, name: Hashable) -> list[dict[str, Any]]:
+        """The known objects of one group."""
+        return list(self._groups.get(name, {}).values())
+
+    def _ungroup(self, key: Key, known: dict[str, Any] | None) -> None:
+        if known is None or self._grouping is None:
+            return
+        members = self._groups.get(self._grouping(known), {})
+        members.pop(key, None)
+        if not members:
+            self._groups.pop(self._grouping(known), None)
 
     def get(self, key: Key) -> dict[str, Any] | None:
         """The object with this key, if known."""

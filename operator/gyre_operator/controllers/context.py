@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from gyre_operator.builders.jobs import ContainerTermination, ObservedJob, job_state, observe_job
 from gyre_operator.builders.jobs import JobState as JobState
 from gyre_operator.config import OperatorConfig
-from gyre_operator.controllers.cache import ObjectCache
+from gyre_operator.controllers.cache import Grouping, ObjectCache, key_of
 from gyre_operator.controllers.queue import ReconcileQueue
 from gyre_operator.kube import Kube
+
+
+def model_of(version: Mapping[str, Any]) -> tuple[str, str]:
+    """The (namespace, model) a ModelVersion belongs to."""
+    return key_of(version)[0], str(version["spec"]["model"])
+
+
+# How each kind's cache is grouped for the reads its reconciles make.
+GROUPINGS: dict[str, Grouping] = {"ModelVersion": model_of}
 
 
 @dataclass
@@ -27,7 +38,9 @@ class Context:
 
     def cache(self, kind: str) -> ObjectCache:
         """The cache of one kind, created on first use."""
-        return self.caches.setdefault(kind, ObjectCache())
+        if kind not in self.caches:
+            self.caches[kind] = ObjectCache(GROUPINGS.get(kind))
+        return self.caches[kind]
 
     async def observed_job(
         self, namespace: str, name: str, *, read_through: bool = False

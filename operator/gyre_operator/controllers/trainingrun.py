@@ -16,8 +16,8 @@ from gyre_operator.builders.trainingrun import (
     TrainingObserved,
     build_trainingrun,
     registering,
-    taken_versions,
     training_job_name,
+    unavailable_versions,
 )
 from gyre_operator.controllers.cache import key_of
 from gyre_operator.controllers.context import Context
@@ -47,18 +47,16 @@ async def observe(context: Context, obj: dict[str, Any]) -> TrainingObserved:
         API_VERSION, ModelVersion.info.kind, namespace,
         f"{RUN_UID_LABEL}={run.metadata['uid']}",
     )  # fmt: skip
-    versions = [
-        v for v in context.cache(ModelVersion.info.kind).values() if key_of(v)[0] == namespace
-    ]
-    held = context.version_holds.get((namespace, run.spec.model), {})
-    others = tuple(v for holder, v in held.items() if holder != run.metadata["uid"])
-    registered = mine[0]["metadata"]["name"] if mine else None
-    return TrainingObserved(
-        dataset=dataset,
-        job=job,
-        registered=registered,
-        taken_versions=taken_versions(versions, run.spec.model) + others,
+    model = run.spec.model
+    versions = context.cache(ModelVersion.info.kind)
+    held = context.version_holds.get((namespace, model), {})
+    known = [int(v["spec"]["version"]) for v in versions.group((namespace, model))]
+    known += [v for holder, v in held.items() if holder != run.metadata["uid"]]
+    taken = unavailable_versions(
+        model, tuple(known), lambda name: versions.get((namespace, name)) is not None
     )
+    registered = mine[0]["metadata"]["name"] if mine else None
+    return TrainingObserved(dataset=dataset, job=job, registered=registered, taken_versions=taken)
 
 
 def hold_version(context: Context, obj: dict[str, Any], plan: Plan) -> None:
