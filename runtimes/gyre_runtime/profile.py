@@ -227,7 +227,8 @@ def profile_column(table: Any, column: Column) -> dict[str, Any]:
 
 def numeric_statistics(values: npt.NDArray[np.float64]) -> dict[str, Any]:
     """Count, missing values, min, max, mean, std (ddof=1), quantiles and a histogram."""
-    finite = values[np.isfinite(values)]
+    usable = np.isfinite(values)
+    finite = values if usable.all() else values[usable]
     count = int(finite.size)
     statistics: dict[str, Any] = {
         "type": "numeric",
@@ -243,16 +244,23 @@ def numeric_statistics(values: npt.NDArray[np.float64]) -> dict[str, Any]:
         return statistics
     levels = np.asarray(QUANTILE_LEVELS, dtype=np.float64)
     quantile_values = quantiles(finite, levels)
-    counts, edges = np.histogram(finite, bins=HISTOGRAM_BINS)
+    low, high = float(quantile_values[0]), float(quantile_values[-1])
+    # The range numpy would compute itself: min and max are the 0 and 1 quantiles.
+    counts, edges = np.histogram(finite, bins=HISTOGRAM_BINS, range=_histogram_range(low, high))
     statistics.update(
-        min=float(finite.min()),
-        max=float(finite.max()),
+        min=low,
+        max=high,
         mean=float(finite.mean()),
         std=float(finite.std(ddof=1)) if count > 1 else None,
         quantiles={"levels": levels.tolist(), "values": quantile_values.tolist()},
         histogram={"edges": edges.tolist(), "counts": counts.tolist()},
     )
     return statistics
+
+
+def _histogram_range(low: float, high: float) -> tuple[float, float]:
+    """numpy.histogram's own range for data from low to high (a point widens to +-0.5)."""
+    return (low - 0.5, high + 0.5) if low == high else (low, high)
 
 
 def quantiles(
