@@ -11,6 +11,7 @@ from kubernetes.client.rest import ApiException
 
 from gyre_local.cluster import LocalCluster, running_cluster, wait_for
 from gyre_local.kubelet.state import Backoff
+from gyre_local.store.store import Store
 
 pytestmark = pytest.mark.cluster
 NS = "default"
@@ -161,3 +162,27 @@ def test_orphaned_running_pods_are_released_from_job_tracking(
     wait_for(lambda: not pods_of(core, "orphaning")[0].metadata.owner_references)
     (pod,) = wait_for(lambda: [p for p in pods_of(core, "orphaning") if not p.metadata.finalizers])
     assert pod.status.phase == "Running"
+
+
+def test_a_job_selects_its_own_pods_by_uid_as_kube_apiserver_defaults_it() -> None:
+    store = Store()
+    job = store.create(
+        "batch",
+        "jobs",
+        "default",
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "train"},
+            "spec": {"template": {"metadata": {"labels": {"app": "x"}}, "spec": {}}},
+        },
+    )
+    uid = job["metadata"]["uid"]
+    assert job["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    assert job["spec"]["template"]["metadata"]["labels"] == {
+        "app": "x",
+        "batch.kubernetes.io/controller-uid": uid,
+        "controller-uid": uid,
+        "batch.kubernetes.io/job-name": "train",
+        "job-name": "train",
+    }

@@ -177,6 +177,8 @@ def set_defaults(kind: str, obj: dict[str, Any], cluster_ip: Callable[[], str]) 
         spec.setdefault("backoffLimit", 6)
         spec.setdefault("completionMode", "NonIndexed")
         spec.setdefault("suspend", False)
+        if not spec.get("manualSelector") and "selector" not in spec:
+            _select_own_pods(obj, spec)
     elif kind == "CronJob" and spec is not None:
         spec.setdefault("concurrencyPolicy", "Allow")
         spec.setdefault("suspend", False)
@@ -186,6 +188,21 @@ def set_defaults(kind: str, obj: dict[str, Any], cluster_ip: Callable[[], str]) 
         obj.setdefault("type", "Opaque")
     elif kind == "PersistentVolumeClaim" and spec is not None:
         spec.setdefault("volumeMode", "Filesystem")
+
+
+def _select_own_pods(job: dict[str, Any], spec: dict[str, Any]) -> None:
+    """As kube-apiserver does for a Job without manualSelector: select its pods by its uid
+    and label the pod template so (`kubectl logs job/NAME` finds the Job's own pods)."""
+    uid, name = job["metadata"]["uid"], job["metadata"]["name"]
+    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    template = spec.setdefault("template", {}).setdefault("metadata", {})
+    template["labels"] = {
+        **(template.get("labels") or {}),
+        "batch.kubernetes.io/controller-uid": uid,
+        "controller-uid": uid,
+        "batch.kubernetes.io/job-name": name,
+        "job-name": name,
+    }
 
 
 def initial_status(kind: str) -> dict[str, Any]:
