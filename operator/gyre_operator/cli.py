@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         "pvc://claim/path (default %(default)s)",
     )
     run.add_argument(
+        "--artifact-secret",
+        metavar="SECRET",
+        help="a Secret, in the namespace of each Gyre object, whose keys (such as "
+        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL) become environment "
+        "variables of the pods that read or write the artifact store",
+    )
+    run.add_argument(
         "--runtime-image",
         default=DEFAULT_RUNTIME_IMAGE,
         help="image of the Gyre runtime pods (default %(default)s)",
@@ -111,6 +118,7 @@ def operator_command(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         health_port=args.health_port,
         kubeconfig=args.kubeconfig,
+        artifact_secret=args.artifact_secret,
     )
     return run_operator(config, log_format=args.log_format, verbose=args.verbose, debug=args.debug)
 

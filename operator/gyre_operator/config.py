@@ -17,6 +17,13 @@ class OperatorConfig:
     metrics_port: int = 8080
     health_port: int = 8081
     kubeconfig: str | None = None
+    artifact_secret: str | None = None
+
+    def secrets(self, *data_secrets: str | None) -> tuple[str, ...]:
+        """The Secrets a pod that uses the artifact store gets: the artifact store's, then the
+        data's (so a data set's own credentials win where both name a variable)."""
+        names = (self.artifact_secret, *data_secrets)
+        return tuple(name for name in names if name)
 
     @property
     def clusterwide(self) -> bool:

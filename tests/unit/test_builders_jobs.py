@@ -323,7 +323,7 @@ def test_build_job_full() -> None:
         args=("--epochs", "3"),
         command=("python", "train.py"),
         env=({"name": "GYRE_MODEL", "value": "iris"},),
-        secret_env="s3-creds",
+        secrets=("artifacts", "s3-creds"),
         resources={"limits": {"cpu": "2"}},
         uris=("pvc://data/iris.csv",),
     )
@@ -382,7 +382,7 @@ def test_build_job_full() -> None:
             "command": ["python", "train.py"],
             "args": ["--epochs", "3"],
             "env": [*claim_env, {"name": "GYRE_MODEL", "value": "iris"}],
-            "envFrom": [{"secretRef": {"name": "s3-creds"}}],
+            "envFrom": [{"secretRef": {"name": "artifacts"}}, {"secretRef": {"name": "s3-creds"}}],
             "resources": {"limits": {"cpu": "2"}},
             "volumeMounts": mounts,
             "terminationMessagePolicy": "FallbackToLogsOnError",

@@ -90,7 +90,7 @@ def build_profile_job(
         name="profile",
         image=config.runtime_image,
         args=tuple(args),
-        secret_env=spec.source.secret_ref.name if spec.source.secret_ref else None,
+        secrets=config.secrets(spec.source.secret_ref.name if spec.source.secret_ref else None),
         uris=(spec.source.uri, config.artifact_root),
     )
     return build_job(

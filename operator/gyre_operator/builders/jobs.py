@@ -70,7 +70,7 @@ class Container:
     args: tuple[str, ...]
     command: tuple[str, ...] = ()
     env: tuple[dict[str, Any], ...] = ()
-    secret_env: str | None = None
+    secrets: tuple[str, ...] = ()  # Secrets whose keys become variables; later ones win
     resources: dict[str, Any] | None = None
     uris: tuple[str, ...] = ()
 
@@ -232,8 +232,8 @@ def _container(
     }
     if container.command:
         out["command"] = list(container.command)
-    if container.secret_env:
-        out["envFrom"] = [{"secretRef": {"name": container.secret_env}}]
+    if container.secrets:
+        out["envFrom"] = [{"secretRef": {"name": name}} for name in container.secrets]
     if container.resources:
         out["resources"] = container.resources
     if mounts:

@@ -152,6 +152,7 @@ def _verify_job(
         name="verify",
         image=config.runtime_image,
         args=("verify", "--uri", artifact.uri, "--sha256", artifact.sha256),
+        secrets=config.secrets(),
         uris=(artifact.uri,),
     )
     request = JobRequest(

@@ -299,20 +299,24 @@ class _Context:
             args += ["--hyperparameters", json.dumps(trainer.hyperparameters or {})]
             args += ["--validation-fraction", repr(trainer.validation_fraction)]
             args += ["--seed", str(trainer.seed)]
-            main = Container("train", self.config.runtime_image, tuple(args), secret_env=secret,
-                             resources=resources, uris=uris)  # fmt: skip
+            main = Container("train", self.config.runtime_image, tuple(args),
+                             secrets=self.config.secrets(secret), resources=resources,
+                             uris=uris)  # fmt: skip
         else:
             local = dataset_input_path(dataset.spec.source.uri)
             fetch = Container(
                 "fetch",
                 self.config.runtime_image,
                 ("fetch", "--uri", dataset.spec.source.uri, "--sha256", digest, "--output", local),
-                secret_env=secret,
+                secrets=(secret,) if secret else (),
                 uris=(dataset.spec.source.uri,),
             )
             init = (fetch, self._custom_trainer(trainer, dataset, digest, features, target, local))
             args = ["publish", *common, *data, "--output-dir", OUTPUT_DIR]
-            main = Container("publish", self.config.runtime_image, tuple(args), uris=uris)
+            main = Container(
+                "publish", self.config.runtime_image, tuple(args),
+                secrets=self.config.secrets(), uris=uris,
+            )  # fmt: skip
         request = JobRequest(
             owner=self.obj,
             name=job_name,
