@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from gyre_operator.api import ConditionStatus, Dataset, get_condition, parse_duration, to_wire
+from gyre_operator.api.common import format_timestamp
 from gyre_operator.api.dataset import (
     MAX_VERSIONS,
     DatasetPhase,
@@ -25,7 +26,7 @@ from gyre_operator.builders.jobs import (
 )
 from gyre_operator.builders.naming import child_name, short_hash
 from gyre_operator.builders.plan import NORMAL, WARNING, EventRecord, Plan
-from gyre_operator.builders.status import READY, generation_of, timestamp, with_ready
+from gyre_operator.builders.status import READY, generation_of, with_ready
 from gyre_operator.config import OperatorConfig
 
 COMPONENT = "profile"
@@ -212,7 +213,7 @@ def _version(job: ObservedJob, now: datetime) -> DatasetVersion | None:
             digest=data["digest"],
             rows=data["rows"],
             profile_uri=data["profileUri"],
-            profiled_at=job.completion_time or timestamp(now),
+            profiled_at=job.completion_time or format_timestamp(now),
         )
     except (KeyError, ValueError):
         return None

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gyre_operator.api import ModelVersion, to_wire
-from gyre_operator.api.common import Condition, set_condition
+from gyre_operator.api.common import Condition, format_timestamp, set_condition
 from gyre_operator.api.modelversion import ModelVersionPhase, ModelVersionStatus, Signature
 from gyre_operator.builders.jobs import (
     Container,
@@ -21,7 +21,7 @@ from gyre_operator.builders.jobs import (
 )
 from gyre_operator.builders.naming import child_name
 from gyre_operator.builders.plan import NORMAL, WARNING, EventRecord, Plan
-from gyre_operator.builders.status import generation_of, timestamp, with_ready
+from gyre_operator.builders.status import generation_of, with_ready
 from gyre_operator.builders.trainingrun import VERIFIED_ANNOTATION
 from gyre_operator.config import OperatorConfig
 
@@ -110,7 +110,9 @@ def _verification(
         message = "spec.signature differs from the signature in the ONNX graph"
         return _failed(old, "SignatureMismatch", message, generation, now)
     message = f"sha256 {spec.artifact.sha256[:12]} verified, signature read from the model"
-    return _ready(old, found, job.completion_time or timestamp(now), message, generation, now)
+    return _ready(
+        old, found, job.completion_time or format_timestamp(now), message, generation, now
+    )
 
 
 def _ready(

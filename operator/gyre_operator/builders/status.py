@@ -8,7 +8,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from gyre_operator.api import Condition, get_condition, set_condition, to_wire
-from gyre_operator.api.common import format_timestamp
 from gyre_operator.builders.plan import WARNING, EventRecord, Plan
 
 READY = "Ready"
@@ -34,11 +33,6 @@ def ready_reason(conditions: list[Condition]) -> str | None:
     """The reason of the Ready condition, if there is one."""
     found = get_condition(conditions, READY)
     return found.reason if found is not None else None
-
-
-def timestamp(now: datetime) -> str:
-    """RFC 3339 UTC with second precision, as Kubernetes writes times."""
-    return format_timestamp(now)
 
 
 def generation_of(obj: dict[str, Any]) -> int | None:

@@ -32,7 +32,7 @@ from gyre_operator.builders.jobs import (
 )
 from gyre_operator.builders.naming import MANAGED_BY, child_name
 from gyre_operator.builders.plan import NORMAL, WARNING, EventRecord, Plan
-from gyre_operator.builders.status import generation_of, ready_reason, timestamp, with_ready
+from gyre_operator.builders.status import generation_of, ready_reason, with_ready
 from gyre_operator.config import OperatorConfig
 
 COMPONENT = "train"
@@ -208,7 +208,7 @@ class _Context:
                 "phase": TrainingRunPhase.RUNNING,
                 "dataset_digest": digest,
                 "job_name": job_name,
-                "start_time": self.old.start_time or timestamp(self.now),
+                "start_time": self.old.start_time or format_timestamp(self.now),
                 "observed_generation": self.generation,
             }
         )
@@ -234,8 +234,7 @@ class _Context:
 
     def _wait(self, reason: str, message: str) -> Plan:
         deadline = self.run.spec.active_deadline_seconds
-        created = datetime.fromisoformat(str(self.run.metadata["creationTimestamp"]))
-        waited = (self.now - created).total_seconds()
+        waited = self._age()
         if deadline is not None and waited >= deadline:
             return self._finish(
                 "DatasetNotReady", f"{message} after activeDeadlineSeconds {deadline}"
@@ -370,8 +369,12 @@ class _Context:
         deadline = self.run.spec.active_deadline_seconds
         if deadline is None:
             return None
+        return deadline - int(self._age())
+
+    def _age(self) -> float:
+        """Seconds since the run was created: what activeDeadlineSeconds counts."""
         created = datetime.fromisoformat(str(self.run.metadata["creationTimestamp"]))
-        return deadline - int((self.now - created).total_seconds())
+        return (self.now - created).total_seconds()
 
     # ---- with the Job ----
 
@@ -384,7 +387,7 @@ class _Context:
                 "phase": TrainingRunPhase.RUNNING,
                 "job_name": job.name,
                 "dataset_digest": job.annotations.get(DIGEST_ANNOTATION),
-                "start_time": self.old.start_time or job.start_time or timestamp(self.now),
+                "start_time": self.old.start_time or job.start_time or format_timestamp(self.now),
                 "observed_generation": self.generation,
             }
         )
@@ -475,7 +478,7 @@ class _Context:
     ) -> Plan:
         status.phase = TrainingRunPhase.SUCCEEDED
         status.model_version = version_name
-        status.completion_time = status.completion_time or timestamp(self.now)
+        status.completion_time = status.completion_time or format_timestamp(self.now)
         message = f"registered ModelVersion {version_name}"
         status.conditions = self._ready(True, "Succeeded", message)
         event = EventRecord(NORMAL, "ModelRegistered", message)
