@@ -10,6 +10,7 @@ import pytest
 from builders_fixtures import EARLIER, NOW, NOW_TEXT, condition, dataset_obj, ready_condition
 
 from gyre_operator.api import Condition
+from gyre_operator.api.common import format_timestamp
 from gyre_operator.builders.naming import (
     MAX_LABELLED_NAME,
     child_labels,
@@ -22,7 +23,6 @@ from gyre_operator.builders.status import (
     generation_of,
     invalid_spec_plan,
     ready_reason,
-    timestamp,
     with_ready,
 )
 
@@ -169,7 +169,7 @@ def test_generation_of(obj: dict[str, object], expected: int | None) -> None:
 
 
 def test_timestamp_is_utc_seconds() -> None:
-    assert timestamp(NOW + timedelta(microseconds=999_999)) == NOW_TEXT
+    assert format_timestamp(NOW + timedelta(microseconds=999_999)) == NOW_TEXT
 
 
 def test_invalid_spec_plan_first_time() -> None:
