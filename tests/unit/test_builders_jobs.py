@@ -18,6 +18,7 @@ from gyre_operator.builders.jobs import (
     ObservedJob,
     RuntimeResult,
     build_job,
+    concerns_owner,
     env_name,
     failure_text,
     job_state,
@@ -409,3 +410,21 @@ def test_build_job_shared_dir_alone_and_no_volumes_without_claims() -> None:
     assert "volumes" not in plain
     assert "initContainers" not in plain
     assert "volumeMounts" not in plain["containers"][0]
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "concerns"),
+    [
+        (None, _job(), True),  # appeared
+        (_job(), None, True),  # went
+        (_job(), _job(active=1), False),  # a pod became active
+        (_job(active=1), _job(active=1, ready=1), False),
+        (_job(active=1), _job(COMPLETE, succeeded=1), True),  # finished
+        (_job(active=1), _job(FAILED, failed=1), True),
+        (_job(COMPLETE), _job(COMPLETE, completionTime="x"), False),
+    ],
+)
+def test_concerns_owner(
+    previous: dict[str, Any] | None, current: dict[str, Any] | None, concerns: bool
+) -> None:
+    assert concerns_owner(previous, current) is concerns

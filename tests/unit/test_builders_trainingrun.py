@@ -46,6 +46,7 @@ from gyre_operator.builders.trainingrun import (
     registering,
     training_job_name,
     unavailable_versions,
+    waits_for,
 )
 from gyre_operator.config import OperatorConfig
 
@@ -897,3 +898,19 @@ def test_registering_names_the_version_a_plan_creates() -> None:
     assert (
         registering(build(trainingrun_obj(status=running_status()), done(registered="x"))) is None
     )
+
+
+@pytest.mark.parametrize(
+    ("namespace", "dataset", "status", "waits"),
+    [
+        ("ml", "iris", None, True),
+        ("ml", "iris", {"phase": "Pending"}, True),
+        ("ml", "iris", {"phase": "Running", "jobName": JOB}, False),  # started
+        ("ml", "rose", None, False),  # another Dataset
+        ("other", "iris", None, False),  # another namespace
+    ],
+)
+def test_waits_for(
+    namespace: str, dataset: str, status: dict[str, Any] | None, waits: bool
+) -> None:
+    assert waits_for(trainingrun_obj(status=status), namespace, dataset) is waits

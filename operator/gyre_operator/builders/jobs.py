@@ -104,6 +104,14 @@ def job_state(job: dict[str, Any]) -> tuple[JobState, str, str]:
     return JobState.ACTIVE, "", ""
 
 
+def concerns_owner(previous: dict[str, Any] | None, current: dict[str, Any] | None) -> bool:
+    """Whether a Job change can change its owner's decisions: the Job appeared, went, or
+    started or finished (pods becoming active or ready change nothing an owner decides)."""
+    if previous is None or current is None:
+        return True
+    return job_state(previous) != job_state(current)
+
+
 def parse_termination(termination: ContainerTermination) -> RuntimeResult:
     """What a runtime reported, from its exit code and termination message."""
     text = termination.message.strip()

@@ -88,6 +88,13 @@ def training_job_name(run_name: str) -> str:
     return child_name(run_name, "train")
 
 
+def waits_for(run: dict[str, Any], namespace: str, dataset: str) -> bool:
+    """Whether a TrainingRun (as stored) has yet to start on this Dataset."""
+    started = bool((run.get("status") or {}).get("jobName"))
+    same_namespace = run["metadata"].get("namespace") == namespace
+    return not started and same_namespace and run["spec"]["datasetRef"]["name"] == dataset
+
+
 def builtin_metrics(algorithm: Algorithm) -> tuple[str, ...]:
     """The metrics the built-in trainer reports for an algorithm."""
     return CLASSIFICATION_METRICS if algorithm in CLASSIFIERS else REGRESSION_METRICS

@@ -15,6 +15,7 @@ from gyre_operator.builders.dataset import (
     profile_job_name,
     refresh_slot,
 )
+from gyre_operator.builders.trainingrun import waits_for
 from gyre_operator.controllers.cache import key_of
 from gyre_operator.controllers.context import Context
 from gyre_operator.controllers.reconcile import Controller
@@ -56,7 +57,5 @@ def wake_waiting_runs(context: Context, dataset: Mapping[str, Any]) -> None:
     """Reconcile the TrainingRuns that wait for this Dataset (not yet started)."""
     namespace, name = key_of(dataset)
     for run in context.cache(TrainingRun.info.kind).values():
-        spec = run.get("spec") or {}
-        waiting = not (run.get("status") or {}).get("jobName")
-        if waiting and key_of(run)[0] == namespace and spec["datasetRef"]["name"] == name:
+        if waits_for(run, namespace, name):
             trigger(context, TrainingRun.info.kind, run)
