@@ -45,12 +45,22 @@ class Conflict(Exception):
     """The object changed since it was read (409 Conflict on a write that named its version)."""
 
 
+def client_configuration(kubeconfig: str | None) -> client.Configuration:
+    """The client settings for a kubeconfig file, else KUBECONFIG / ~/.kube/config, else the
+    in-cluster service account."""
+    configuration = client.Configuration()
+    if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, client_configuration=configuration
+        )
+    return configuration
+
+
 def connection_from_kubeconfig(path: str) -> kopf.ConnectionInfo:
     """kopf's connection settings for the current context of a kubeconfig file."""
-    configuration = client.Configuration()
-    config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=path, client_configuration=configuration
-    )
+    configuration = client_configuration(path)
     token = configuration.api_key.get("authorization", "").removeprefix("Bearer ").strip()
     return kopf.ConnectionInfo(
         server=configuration.host,
@@ -169,13 +179,7 @@ class Kube:
     @classmethod
     def connect(cls, kubeconfig: str | None) -> Kube:
         """A client for --kubeconfig, else KUBECONFIG / ~/.kube/config, else in-cluster."""
-        configuration = client.Configuration()
-        if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=kubeconfig, client_configuration=configuration
-            )
+        configuration = client_configuration(kubeconfig)
         configuration.connection_pool_maxsize = API_THREADS
         return cls(client.ApiClient(configuration))
 
