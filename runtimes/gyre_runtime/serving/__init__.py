@@ -1,0 +1,1 @@
+"""The inference server: the Open Inference Protocol over HTTP, metrics and the request log."""
