@@ -27,11 +27,16 @@ T = TypeVar("T")
 FIELD_MANAGER = "gyre-operator"
 REPORTING_COMPONENT = "gyre.dev/operator"
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
 API_THREADS = 16
+PROXY_TIMEOUT = 5.0  # seconds for a pod's answer through the API server
 # The plural of each kind Gyre creates or reads, for building request paths.
 PLURALS = {
     "Job": "jobs",
     "Pod": "pods",
+    "Deployment": "deployments",
+    "Service": "services",
+    "HTTPRoute": "httproutes",
     "Event": "events",
     "Dataset": "datasets",
     "TrainingRun": "trainingruns",
@@ -230,6 +235,17 @@ class Kube:
         body = status_patch(obj.get("status") or {}, status, obj["metadata"].get("resourceVersion"))
         return await self._write(object_path(obj, "status"), body)
 
+    async def patch_served_by(
+        self, version: dict[str, Any], served_by: list[str]
+    ) -> dict[str, Any]:
+        """Set a ModelVersion's status.servedBy alone (its other status fields are the
+        ModelVersion controller's; a merge patch of this one field leaves them as they are)."""
+        body = {"status": {"servedBy": served_by}}
+        return await self._call(
+            object_path(version, "status"), "PATCH", body=body, content_type=MERGE_PATCH,
+            query=[("fieldManager", FIELD_MANAGER)],
+        )  # fmt: skip
+
     async def set_finalizers(
         self, obj: dict[str, Any], finalizers: tuple[str, ...]
     ) -> dict[str, Any]:
@@ -253,6 +269,48 @@ class Kube:
             if error.status == 409:
                 raise Conflict(f"{path}: {error.reason}") from error
             raise
+
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply of an object Gyre owns (fields it stops setting are removed)."""
+        return await self._call(
+            object_path(manifest), "PATCH", body=manifest, content_type=APPLY_PATCH,
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+        )  # fmt: skip
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        """Delete an object and, in the background, what it owns; gone already is no error."""
+        path = resource_path(api_version, PLURALS[kind], namespace, name)
+        body = {"propagationPolicy": "Background"}
+        try:
+            await self._call(path, "DELETE", body=body)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    async def clear_annotations(self, obj: dict[str, Any], keys: tuple[str, ...]) -> None:
+        """Remove annotations from an object (a merge patch naming no version: removing a
+        one-off request is right whatever else changed)."""
+        body = {"metadata": {"annotations": dict.fromkeys(keys)}}
+        await self._call(
+            object_path(obj), "PATCH", body=body, content_type=MERGE_PATCH,
+            query=[("fieldManager", FIELD_MANAGER)],
+        )  # fmt: skip
+
+    async def pod_text(self, namespace: str, pod: str, port: int | str, path: str) -> str:
+        """GET a path of a pod's port through the API server's pod proxy, as text."""
+        proxy = f"{resource_path('v1', 'pods', namespace, f'{pod}:{port}')}/proxy/{path}"
+
+        def send() -> str:
+            request = self._api.param_serialize(
+                "GET", proxy, header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"]
+            )
+            response = self._api.call_api(*request[:4], _request_timeout=PROXY_TIMEOUT)
+            data = response.read()  # type: ignore[no-untyped-call]
+            if response.status >= 400:
+                raise ApiException(http_resp=response)
+            return bytes(data).decode("utf-8", errors="replace")
+
+        return await self._run(send)
 
     async def post_event(self, obj: dict[str, Any], record: EventRecord) -> None:
         """Post a Kubernetes Event about obj."""

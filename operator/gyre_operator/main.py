@@ -4,6 +4,13 @@ Run with `gyre operator` (or `kopf run -m gyre_operator.main`). Watch events onl
 caches and queues; the reconciles run from the queues (see controllers/).
 """
 
-from gyre_operator.controllers import dataset, jobs, lifecycle, modelversion, trainingrun
+from gyre_operator.controllers import (
+    dataset,
+    inferenceservice,
+    jobs,
+    lifecycle,
+    modelversion,
+    trainingrun,
+)
 
-HANDLERS = (lifecycle, dataset, trainingrun, modelversion, jobs)
+HANDLERS = (lifecycle, dataset, trainingrun, modelversion, inferenceservice, jobs)

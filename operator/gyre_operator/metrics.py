@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -29,6 +29,22 @@ TRAINING_RUNS = Counter(
     "gyre_training_runs_total",
     "TrainingRuns that ended, by result and reason.",
     ["result", "reason"],
+)
+
+CANARY_WEIGHT = Gauge(
+    "gyre_canary_weight",
+    "Percent of an InferenceService's traffic its canary gets.",
+    ["namespace", "name"],
+)
+ANALYSIS_OUTCOMES = Counter(
+    "gyre_canary_analysis_total",
+    "Canary analysis intervals, by outcome (Pass, Fail, Wait, Advance, Promote, Rollback).",
+    ["namespace", "name", "outcome"],
+)
+ROLLOUTS = Counter(
+    "gyre_rollouts_total",
+    "Canary rollouts that ended, by result (Promoted, RolledBack).",
+    ["result"],
 )
 
 

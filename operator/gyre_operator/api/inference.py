@@ -267,12 +267,24 @@ class AnalysisStatus(GyreModel):
     failures: int = Field(
         default=0, ge=0, le=INT32_MAX, description="Failed intervals in this rollout."
     )
+    passes: int = Field(
+        default=0, ge=0, le=INT32_MAX, description="Passed intervals in the current step."
+    )
     last_time: Timestamp | None = Field(default=None, description="When figures were last read.")
     last_result: str | None = Field(
         default=None, description="Passed, Failed or Inconclusive, with the reason."
     )
     canary: TrafficFigures | None = Field(default=None, description="Canary figures.")
     stable: TrafficFigures | None = Field(default=None, description="Stable figures.")
+
+
+class FailedVersion(GyreModel):
+    """A version that was rolled back, and why; never rolled out again automatically."""
+
+    version: int = Field(ge=1, le=INT32_MAX, description="The ModelVersion's version number.")
+    reason: str = Field(min_length=1, max_length=128, description="Why, in CamelCase.")
+    message: str | None = Field(default=None, max_length=1024, description="Details.")
+    time: Timestamp | None = Field(default=None, description="When it was rolled back.")
 
 
 class InferenceServiceStatus(ResourceStatus):
@@ -292,9 +304,11 @@ class InferenceServiceStatus(ResourceStatus):
     )
     step_started_at: Timestamp | None = Field(default=None, description="When the step began.")
     analysis: AnalysisStatus | None = Field(default=None, description="The canary analysis.")
-    failed_versions: list[int] = Field(
+    failed_versions: list[FailedVersion] = Field(
         default_factory=list,
-        description="Versions rolled back; they are never rolled out again automatically.",
+        max_length=100,
+        description="Versions rolled back, newest last; they are never rolled out again "
+        "automatically (`gyre rollout retry` removes one).",
     )
 
 

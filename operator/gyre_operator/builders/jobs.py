@@ -73,6 +73,8 @@ class Container:
     secrets: tuple[str, ...] = ()  # Secrets whose keys become variables; later ones win
     resources: dict[str, Any] | None = None
     uris: tuple[str, ...] = ()
+    ports: tuple[dict[str, Any], ...] = ()
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)  # readinessProbe, ...
 
 
 @dataclass(frozen=True)
@@ -176,9 +178,15 @@ def pvc_claims(uris: tuple[str, ...]) -> list[str]:
     return claims
 
 
-def build_job(request: JobRequest) -> dict[str, Any]:
-    """The batch/v1 Job manifest of a runtime Job request."""
-    claims = pvc_claims(tuple(u for c in _all(request) for u in c.uris))
+def pod_spec(
+    containers: tuple[Container, ...],
+    init_containers: tuple[Container, ...] = (),
+    shared_dirs: tuple[str, ...] = (),
+    restart_policy: str = "Never",
+) -> dict[str, Any]:
+    """A pod spec of Gyre containers: claims of pvc:// URIs mounted under /mnt/gyre/pvc,
+    one emptyDir per shared directory, mounted in every container."""
+    claims = pvc_claims(tuple(u for c in (*init_containers, *containers) for u in c.uris))
     volumes: list[dict[str, Any]] = [
         {"name": f"pvc-{i}", "persistentVolumeClaim": {"claimName": claim}}
         for i, claim in enumerate(claims)
@@ -187,27 +195,31 @@ def build_job(request: JobRequest) -> dict[str, Any]:
         {"name": f"pvc-{i}", "mountPath": f"{PVC_MOUNT_ROOT}/{claim}"}
         for i, claim in enumerate(claims)
     ]
-    for i, directory in enumerate(request.shared_dirs):
+    for i, directory in enumerate(shared_dirs):
         volumes.append({"name": f"shared-{i}", "emptyDir": {}})
         mounts.append({"name": f"shared-{i}", "mountPath": directory})
     claim_env = [
         {"name": f"GYRE_PVC_{env_name(claim)}", "value": f"{PVC_MOUNT_ROOT}/{claim}"}
         for claim in claims
     ]
-    labels = {**child_labels(request.owner, request.component), **request.labels}
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "containers": [_container(c, mounts, claim_env) for c in request.containers],
+    spec: dict[str, Any] = {
+        "restartPolicy": restart_policy,
+        "containers": [_container(c, mounts, claim_env) for c in containers],
     }
-    if request.init_containers:
-        pod_spec["initContainers"] = [
-            _container(c, mounts, claim_env) for c in request.init_containers
-        ]
+    if init_containers:
+        spec["initContainers"] = [_container(c, mounts, claim_env) for c in init_containers]
     if volumes:
-        pod_spec["volumes"] = volumes
+        spec["volumes"] = volumes
+    return spec
+
+
+def build_job(request: JobRequest) -> dict[str, Any]:
+    """The batch/v1 Job manifest of a runtime Job request."""
+    labels = {**child_labels(request.owner, request.component), **request.labels}
+    template_spec = pod_spec(request.containers, request.init_containers, request.shared_dirs)
     spec: dict[str, Any] = {
         "backoffLimit": request.backoff_limit,
-        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        "template": {"metadata": {"labels": labels}, "spec": template_spec},
     }
     if request.active_deadline_seconds is not None:
         spec["activeDeadlineSeconds"] = request.active_deadline_seconds
@@ -222,10 +234,6 @@ def build_job(request: JobRequest) -> dict[str, Any]:
     if request.annotations:
         metadata["annotations"] = dict(request.annotations)
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
-
-
-def _all(request: JobRequest) -> tuple[Container, ...]:
-    return (*request.init_containers, *request.containers)
 
 
 def _container(
@@ -244,6 +252,9 @@ def _container(
         out["envFrom"] = [{"secretRef": {"name": name}} for name in container.secrets]
     if container.resources:
         out["resources"] = container.resources
+    if container.ports:
+        out["ports"] = [dict(port) for port in container.ports]
+    out.update(container.probes)
     if mounts:
         out["volumeMounts"] = mounts
     return out

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gyre_operator.builders.analysis import PodSample
 from gyre_operator.builders.jobs import ContainerTermination, ObservedJob, job_state, observe_job
 from gyre_operator.builders.jobs import JobState as JobState
 from gyre_operator.config import OperatorConfig
@@ -20,7 +21,7 @@ def model_of(version: Mapping[str, Any]) -> tuple[str, str]:
 
 
 # How each kind's cache is grouped for the reads its reconciles make.
-GROUPINGS: dict[str, Grouping] = {"ModelVersion": model_of}
+GROUPINGS: dict[str, Grouping] = {"ModelVersion": model_of, "InferenceService": model_of}
 
 
 @dataclass
@@ -35,6 +36,10 @@ class Context:
     terminations: dict[str, ContainerTermination | None] = field(default_factory=dict)
     # (namespace, model) -> {TrainingRun uid: the version number its current plan registers}
     version_holds: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    # (namespace, InferenceService) -> {track: {pod: its serving counters at the last reading}}
+    pod_samples: dict[tuple[str, str], dict[str, dict[str, PodSample]]] = field(
+        default_factory=dict
+    )
 
     def cache(self, kind: str) -> ObjectCache:
         """The cache of one kind, created on first use."""

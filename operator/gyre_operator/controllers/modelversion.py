@@ -15,6 +15,7 @@ from gyre_operator.builders.modelversion import (
 )
 from gyre_operator.controllers.cache import key_of
 from gyre_operator.controllers.context import Context
+from gyre_operator.controllers.inferenceservice import serving_model
 from gyre_operator.controllers.reconcile import Controller
 from gyre_operator.controllers.watch import track, trigger
 
@@ -30,7 +31,15 @@ async def observe(context: Context, obj: dict[str, Any]) -> ModelVersionObserved
     return ModelVersionObserved(job=await context.observed_job(namespace, verify_job_name(name)))
 
 
-CONTROLLER: Controller[ModelVersionObserved] = Controller(KIND, observe, build_modelversion)
+def follow(context: Context, version: dict[str, Any], old: dict[str, Any]) -> None:
+    """A version that became Ready (or stopped being) may change what its model serves."""
+    if (version.get("status") or {}).get("phase") != old.get("phase"):
+        serving_model(context, version)
+
+
+CONTROLLER: Controller[ModelVersionObserved] = Controller(
+    KIND, observe, build_modelversion, on_status=follow
+)
 
 
 @kopf.on.event(GROUP, VERSION, ModelVersion.info.plural, id="modelversion")
@@ -39,5 +48,8 @@ async def modelversion_event(
 ) -> None:
     """A ModelVersion changed: reconcile it."""
     context: Context = memo.context
-    if track(context, KIND, event.get("type"), body) and event.get("type") != "DELETED":
+    if not track(context, KIND, event.get("type"), body):
+        return
+    serving_model(context, body)
+    if event.get("type") != "DELETED":
         trigger(context, KIND, body)

@@ -1,4 +1,4 @@
-"""The one reconcile every kind runs: read -> build (pure) -> create children -> write status."""
+"""The one reconcile every kind runs: read -> build (pure) -> make children so -> write status."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ class Controller(Generic[ObservedT]):
     # Runs right after the build, before anything is awaited: state other reconciles of
     # the kind must see at once (such as a version number about to be taken).
     on_plan: Callable[[Context, dict[str, Any], Plan], None] | None = None
+    # Runs after every completed reconcile with the object as it now is: writes that follow
+    # from it on objects of other kinds (which versions a service serves).
+    settle: Callable[[Context, dict[str, Any]], Awaitable[None]] | None = None
 
 
 async def reconcile(context: Context, controller: Controller[ObservedT], key: Key) -> float | None:
@@ -75,6 +78,8 @@ async def _reconcile(context: Context, controller: Controller[ObservedT], key: K
                 return None
             cache.put(fresh)
             continue
+        if controller.settle is not None:
+            await controller.settle(context, cache.get(key) or obj)
         return plan.requeue_after
     raise RuntimeError(f"{controller.kind} {key[0]}/{key[1]}: children kept colliding")
 
@@ -94,10 +99,22 @@ async def _create_children(context: Context, plan: Plan) -> bool:
     return True
 
 
+async def _apply_children(context: Context, plan: Plan) -> None:
+    """Apply what differs from the plan's children, delete those that must go."""
+    for manifest in plan.applied:
+        context.cache(manifest["kind"]).put(await context.kube.apply(manifest))
+    for api_version, kind, namespace, name in plan.deleted:
+        await context.kube.delete(api_version, kind, namespace, name)
+        context.cache(kind).forget(
+            {"kind": kind, "metadata": {"namespace": namespace, "name": name}}
+        )
+
+
 async def _carry_out(
     context: Context, controller: Controller[ObservedT], obj: dict[str, Any], plan: Plan
 ) -> None:
     cache = context.cache(controller.kind)
+    await _apply_children(context, plan)
     if plan.finalizers is not None:
         obj = await context.kube.set_finalizers(obj, plan.finalizers)
         if obj["metadata"].get("deletionTimestamp") and not plan.finalizers:
@@ -109,5 +126,7 @@ async def _carry_out(
         cache.put(updated)
         if controller.on_status is not None:
             controller.on_status(context, updated, old_status)
+    if plan.cleared_annotations:
+        await context.kube.clear_annotations(obj, plan.cleared_annotations)
     for record in plan.events:
         await context.kube.post_event(obj, record)
