@@ -77,6 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     crds.add_argument("--output", type=Path, help="write the CRDs into this directory instead")
 
+    rollout = commands.add_parser(
+        "rollout",
+        help="show, promote, abort or retry an InferenceService's canary rollout",
+        description="Manual control of a canary rollout, as Argo Rollouts users know it. "
+        "promote skips the current step (--full: every step); abort rolls the canary back "
+        "now; retry lets a rolled-back version be rolled out again. The spec is never "
+        "changed: an annotation asks the operator, which acts and removes it.",
+    )
+    from gyre_operator.rollouts import add_arguments as rollout_arguments
+
+    rollout_arguments(rollout)
+
     commands.add_parser(
         "local",
         help="run a local Kubernetes control plane (see `gyre local --help`)",
@@ -168,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "operator":
         return operator_command(args)
+    if args.command == "rollout":
+        from gyre_operator.rollouts import run as run_rollout
+
+        return run_rollout(args)
     return run_crds(args)
 
 

@@ -287,11 +287,13 @@ class Kube:
             if error.status != 404:
                 raise
 
-    async def clear_annotations(self, obj: dict[str, Any], keys: tuple[str, ...]) -> None:
-        """Remove annotations from an object (a merge patch naming no version: removing a
-        one-off request is right whatever else changed)."""
-        body = {"metadata": {"annotations": dict.fromkeys(keys)}}
-        await self._call(
+    async def patch_annotations(
+        self, obj: dict[str, Any], annotations: dict[str, str | None]
+    ) -> dict[str, Any]:
+        """Set annotations of an object (None removes one). The merge patch names no version:
+        a one-off request, or its removal once handled, is right whatever else changed."""
+        body = {"metadata": {"annotations": annotations}}
+        return await self._call(
             object_path(obj), "PATCH", body=body, content_type=MERGE_PATCH,
             query=[("fieldManager", FIELD_MANAGER)],
         )  # fmt: skip

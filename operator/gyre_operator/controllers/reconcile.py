@@ -127,6 +127,6 @@ async def _carry_out(
         if controller.on_status is not None:
             controller.on_status(context, updated, old_status)
     if plan.cleared_annotations:
-        await context.kube.clear_annotations(obj, plan.cleared_annotations)
+        await context.kube.patch_annotations(obj, dict.fromkeys(plan.cleared_annotations))
     for record in plan.events:
         await context.kube.post_event(obj, record)
