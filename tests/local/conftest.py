@@ -196,6 +196,72 @@ def widget_crd(kube_client: kubernetes.client.ApiClient) -> dict[str, Any]:
     return created
 
 
+KEEPALIVE_SERVER = """
+import http.server, json, os, threading
+
+crashes = 0
+
+
+class Echo(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    drop_next = False
+
+    def _answer(self):
+        global crashes
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode()
+        crashing = self.path.startswith("/crash")
+        crashes += crashing
+        if crashing or self.drop_next:
+            self.close_connection = True
+            return
+        self.drop_next = self.headers.get("X-Drop-Next") == "yes"
+        reply = {"pod": os.environ["HOSTNAME"], "pid": os.getpid(), "listener": self.server.name,
+                 "peer": self.client_address[1], "method": self.command, "path": self.path,
+                 "body": body, "header": self.headers.get("X-Test"), "crashes": crashes}
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Backend", "echo")
+        if self.headers.get("X-Close") == "yes":
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+        self.close_connection = False
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+servers = []
+for key, value in sorted(os.environ.items()):
+    if key.startswith("GYRE_PORT_"):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", int(value)), Echo)
+        server.name = key.removeprefix("GYRE_PORT_").lower()
+        servers.append(server)
+for server in servers[1:]:
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+servers[0].serve_forever()
+"""
+
+
+@pytest.fixture(scope="session")
+def keepalive_server() -> str:
+    """Python source of an HTTP/1.1 echo server for process pods, on every GYRE_PORT_<NAME>.
+
+    It answers with JSON naming the pod, its pid, the listener (port name), the client's port
+    (one per connection), the method, path, body and X-Test header, and how many /crash
+    requests it got. It keeps connections alive, even after answering `X-Close: yes` with
+    `Connection: close` (only the client may drop it then). It closes the connection without
+    answering on /crash, and on the request after one carrying `X-Drop-Next: yes` (as a server
+    closing an idle connection that a client has just sent a request on).
+    """
+    return KEEPALIVE_SERVER
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
     """A local cluster with a simulated kubelet, shared by a test module."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import signal
 import sys
 import urllib.error
 import urllib.request
@@ -51,11 +53,13 @@ def cluster() -> Iterator[LocalCluster]:
         yield running
 
 
-def echo_deployment(name: str, replicas: int, version: str, app: str) -> dict[str, Any]:
+def echo_deployment(
+    name: str, replicas: int, version: str, app: str, script: str = ECHO_SERVER
+) -> dict[str, Any]:
     container = {
         "name": "echo",
         "image": "local/python",
-        "command": ["python", "-c", ECHO_SERVER],
+        "command": ["python", "-c", script],
         "env": [{"name": "VERSION", "value": version}],
         "ports": [{"name": "http", "containerPort": 8080}],
         "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 1},
@@ -174,3 +178,91 @@ def test_http_route_weights_split_traffic_exactly(
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(f"{url}/v2x")
     assert raised.value.code == 404
+
+
+def http_pod(name: str, app: str, script: str, **container: Any) -> dict[str, Any]:
+    main = {
+        "name": "main",
+        "image": "local/python",
+        "command": ["python", "-c", script],
+        "ports": [{"name": "http", "containerPort": 8080}],
+        **container,
+    }
+    labels = {"app": app}
+    return {"metadata": {"name": name, "labels": labels}, "spec": {"containers": [main]}}
+
+
+def test_a_backend_refusing_connections_is_skipped_for_every_method(
+    cluster: LocalCluster, core: client.CoreV1Api, keepalive_server: str
+) -> None:
+    probe = {"tcpSocket": {"port": "http"}, "periodSeconds": 1}
+    core.create_namespaced_pod(
+        NS, http_pod("mixed-live", "mixed", keepalive_server, readinessProbe=probe)
+    )
+    # Ready without a probe, listening nowhere: a pod that exited but is still an endpoint.
+    core.create_namespaced_pod(NS, http_pod("mixed-dead", "mixed", "import time; time.sleep(600)"))
+    core.create_namespaced_service(NS, service("mixed", "mixed"))
+    wait_for(lambda: ready_addresses(core, "mixed") == 2)
+    url = cluster.service_url(NS, "mixed")
+    for index, method in enumerate(["GET", "POST", "PUT", "DELETE", "PATCH"] * 4):
+        answer = fetch(f"{url}/r{index}", method=method, data=f"body {index}".encode())
+        assert (answer["pod"], answer["method"]) == ("mixed-live", method)
+        assert (answer["path"], answer["body"]) == (f"/r{index}", f"body {index}")
+
+
+def test_a_killed_backend_fails_no_request(
+    cluster: LocalCluster, apps: client.AppsV1Api, core: client.CoreV1Api, keepalive_server: str
+) -> None:
+    deployment = echo_deployment("steady", 2, "v1", "steady", keepalive_server)
+    apps.create_namespaced_deployment(NS, deployment)
+    core.create_namespaced_service(NS, service("steady", "steady"))
+    wait_for(lambda: ready_addresses(core, "steady") == 2)
+    url = cluster.service_url(NS, "steady")
+    warm = [fetch(url) for _ in range(4)]
+    pids = {answer["pod"]: answer["pid"] for answer in warm}
+    assert len(pids) == 2
+    # Round-robin alternates: the next request goes first to the pod that did not answer last,
+    # which is killed, racing the kubelet and the Endpoints update.
+    survivor = warm[-1]["pod"]
+    victim = next(pod for pod in pids if pod != survivor)
+    os.kill(pids[victim], signal.SIGKILL)
+    answers = [fetch(f"{url}/after", data=b"x" if i % 2 else None) for i in range(60)]
+    assert survivor in {a["pod"] for a in answers}
+    assert pids[victim] not in {a["pid"] for a in answers}
+
+
+@pytest.fixture(scope="module")
+def single(cluster: LocalCluster, core: client.CoreV1Api, keepalive_server: str) -> str:
+    """The URL of Service single, over one keep-alive echo pod."""
+    probe = {"tcpSocket": {"port": "http"}, "periodSeconds": 1}
+    core.create_namespaced_pod(
+        NS, http_pod("single", "single", keepalive_server, readinessProbe=probe)
+    )
+    core.create_namespaced_service(NS, service("single", "single"))
+    wait_for(lambda: ready_addresses(core, "single") == 1)
+    return cluster.service_url(NS, "single")
+
+
+def test_a_connection_the_backend_closed_while_idle_is_retried_on_a_new_one(single: str) -> None:
+    first, second = fetch(single), fetch(single)
+    assert first["peer"] == second["peer"]
+    marked = fetch(single, headers={"X-Drop-Next": "yes"})
+    # The backend closes the kept-alive connection instead of answering this request on it.
+    retried = fetch(f"{single}/again", data=b"payload")
+    assert (retried["method"], retried["path"], retried["body"]) == ("POST", "/again", "payload")
+    assert retried["peer"] != marked["peer"]
+
+
+def test_connection_close_from_a_backend_drops_the_connection(single: str) -> None:
+    closing = fetch(single, headers={"X-Close": "yes"})
+    # The backend keeps its end open: a reused connection would show the same client port.
+    assert fetch(single)["peer"] != closing["peer"]
+
+
+def test_a_backend_failing_after_receiving_the_request_is_a_502(single: str) -> None:
+    before = fetch(single, headers={"X-Close": "yes"})["crashes"]
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(urllib.request.Request(f"{single}/crash", data=b"x"))
+    assert raised.value.code == 502
+    assert "service default/single: 127.0.0.1:" in raised.value.read().decode()
+    assert fetch(single)["crashes"] == before + 1

@@ -195,7 +195,4 @@ class RouteProxy:
                 status=503,
                 text=f"service {namespace}/{ref['name']} has no port {ref.get('port')}\n",
             )
-        backend, problem = self.services.pick(namespace, ref["name"], port)
-        if backend is None:
-            return web.Response(status=503, text=problem)
-        return await self.services.relay(request, backend, f"{namespace}/{ref['name']}")
+        return await self.services.forward(request, namespace, ref["name"], port)

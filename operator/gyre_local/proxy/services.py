@@ -1,8 +1,9 @@
 """The Service proxy: every Service port gets a 127.0.0.1 port forwarding HTTP to ready pods.
 
 Like kube-proxy it reads Endpoints; it picks ready addresses round-robin, so replica counts
-weight traffic between Deployments behind one Service (replica-weighted canaries). A pod's
-endpoint port maps to the pod's local port through the pod annotation local.gyre.dev/ports.
+weight traffic between Deployments behind one Service (replica-weighted canaries), and a
+backend refusing the connection is skipped for the next one (relay.py). A pod's endpoint port
+maps to the pod's local port through the pod annotation local.gyre.dev/ports.
 """
 
 from __future__ import annotations
@@ -17,34 +18,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from gyre_local.controllers.informer import watch_forever
+from gyre_local.proxy.relay import HOST, BackendError, Relay
 from gyre_local.store.store import ApiError, Store
 
 log = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
 URL_ANNOTATION = "local.gyre.dev/url"
 PORTS_ANNOTATION = "local.gyre.dev/ports"
 PROXIED_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
-# Hop-by-hop headers (RFC 9110 section 7.6.1) are not forwarded; lengths are recomputed.
-_HOP_HEADERS = frozenset(
-    h.lower()
-    for h in (
-        "Connection",
-        "Keep-Alive",
-        "Proxy-Authenticate",
-        "Proxy-Authorization",
-        "TE",
-        "Trailer",
-        "Transfer-Encoding",
-        "Upgrade",
-        "Host",
-        "Content-Length",
-    )
-)
 
 
 @dataclass
@@ -75,17 +59,15 @@ class ServiceProxy:
         self.store = store
         self.host = host
         self._listeners: dict[tuple[str, str, int], _Listener] = {}
-        self._session: aiohttp.ClientSession | None = None
+        self.backends = ServiceBackends(store)
+        self.relay = Relay()
         self._pending: set[asyncio.Task[None]] = set()
-        self._turns: dict[tuple[str, str, int], itertools.count[int]] = {}
         # Listener changes are serialised so two events for one Service never race.
         self._lock = asyncio.Lock()
 
     async def run(self) -> None:
         """Follow Services until cancelled, then close every listener."""
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5), auto_decompress=False
-        )
+        await self.relay.open()
         try:
             await watch_forever(self.store, "", "services", self._on_event)
         finally:
@@ -94,7 +76,7 @@ class ServiceProxy:
             await asyncio.gather(*self._pending, return_exceptions=True)
             for key in list(self._listeners):
                 await self._close(key)
-            await self._session.close()
+            await self.relay.close()
 
     def url(self, namespace: str, name: str, port: int | str | None = None) -> str | None:
         """The local URL of a Service port (the first port when none is given)."""
@@ -140,14 +122,10 @@ class ServiceProxy:
     async def _open(self, key: tuple[str, str, int], service_port: dict[str, Any]) -> _Listener:
         namespace, name, _ = key
 
-        async def forward(request: web.Request) -> web.StreamResponse:
-            port = self._listeners[key].service_port
-            backend, problem = self.pick(namespace, name, port)
-            if backend is None:
-                return web.Response(status=503, text=problem)
-            return await self.relay(request, backend, f"{namespace}/{name}")
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self.forward(request, namespace, name, self._listeners[key].service_port)
 
-        runner, port = await serve(self.host, forward)
+        runner, port = await serve(self.host, handle)
         return _Listener(service_port, runner, port)
 
     async def _close(self, key: tuple[str, str, int]) -> None:
@@ -195,47 +173,44 @@ class ServiceProxy:
                 subresource=subresource,
             )
 
-    def pick(
-        self, namespace: str, name: str, service_port: Mapping[str, Any]
-    ) -> tuple[int | None, str]:
-        """The next ready backend (local port) of a Service port, round-robin, or why none."""
-        backends = self._backends(namespace, name, service_port)
+    async def forward(
+        self, request: web.Request, namespace: str, name: str, service_port: Mapping[str, Any]
+    ) -> web.Response:
+        """Forward a request to a ready backend of a Service port, the next in turn first:
+        503 when there is none, 502 when no backend answers."""
+        backends = self.backends.candidates(namespace, name, service_port)
         if not backends:
-            problem = (
-                f"no ready endpoints with a local port for service {namespace}/{name} "
-                f"port {service_port.get('port')}\n"
+            return web.Response(
+                status=503,
+                text=f"no ready endpoints with a local port for service {namespace}/{name} "
+                f"port {service_port.get('port')}\n",
             )
-            return None, problem
+        try:
+            return await self.relay.forward(request, backends, str(request.rel_url))
+        except BackendError as error:
+            return web.Response(status=502, text=f"service {namespace}/{name}: {error}\n")
+
+
+class ServiceBackends:
+    """The ready backends (local ports) of Service ports, in round-robin order, as kube-proxy
+    reads them from Endpoints."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._turns: dict[tuple[str, str, int], itertools.count[int]] = {}
+
+    def candidates(self, namespace: str, name: str, service_port: Mapping[str, Any]) -> list[int]:
+        """Every ready backend of a Service port, starting with the next one in turn."""
+        backends = self._ready(namespace, name, service_port)
+        if not backends:
+            return []
         turn = self._turns.setdefault(
             (namespace, name, int(service_port["port"])), itertools.count()
         )
-        return backends[next(turn) % len(backends)], ""
+        start = next(turn) % len(backends)
+        return backends[start:] + backends[:start]
 
-    async def relay(self, request: web.Request, backend: int, label: str) -> web.Response:
-        """Forward a request to 127.0.0.1:backend and return the backend's response."""
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
-        headers["X-Forwarded-For"] = request.remote or HOST
-        assert self._session is not None
-        body = await request.read()
-        try:
-            async with self._session.request(
-                request.method,
-                f"http://{HOST}:{backend}{request.rel_url}",
-                headers=headers,
-                data=body or None,
-                allow_redirects=False,
-            ) as upstream:
-                payload = await upstream.read()
-                response_headers = {
-                    k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS
-                }
-                return web.Response(status=upstream.status, headers=response_headers, body=payload)
-        except aiohttp.ClientError as error:
-            return web.Response(
-                status=502, text=f"backend 127.0.0.1:{backend} of {label}: {error}\n"
-            )
-
-    def _backends(self, namespace: str, name: str, service_port: Mapping[str, Any]) -> list[int]:
+    def _ready(self, namespace: str, name: str, service_port: Mapping[str, Any]) -> list[int]:
         """The local ports of the ready pods behind a Service port, in a stable order."""
         try:
             endpoints = self.store.get("", "endpoints", namespace, name)
@@ -262,11 +237,14 @@ class ServiceProxy:
             )
         except ApiError:
             return None
-        ports = json.loads(
-            ((pod.get("metadata") or {}).get("annotations") or {}).get(PORTS_ANNOTATION, "{}")
-        )
-        local = ports.get(str(target))
-        return int(local) if local is not None else None
+        return local_port(pod, target)
+
+
+def local_port(pod: Mapping[str, Any], container_port: int) -> int | None:
+    """The 127.0.0.1 port a process pod's container port listens on (None: no such port)."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    local = json.loads(annotations.get(PORTS_ANNOTATION, "{}")).get(str(container_port))
+    return int(local) if local is not None else None
 
 
 def bind(host: str, port: int) -> socket.socket:
