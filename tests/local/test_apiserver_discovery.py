@@ -34,6 +34,11 @@ def test_core_group_lists_resources_with_subresources(apiserver: Any) -> None:
     assert resources["pods"]["categories"] == ["all"]
     assert "watch" in resources["pods"]["verbs"]
     assert {"pods/status", "pods/log"} <= set(resources)
+    connect_verbs = ["create", "delete", "get", "patch", "update"]
+    for kind, plural in (("Pod", "pods"), ("Service", "services")):
+        proxy = resources[f"{plural}/proxy"]
+        assert (proxy["kind"], proxy["verbs"]) == (f"{kind}ProxyOptions", connect_verbs)
+        assert (proxy["namespaced"], proxy["singularName"]) == (True, "")
     assert resources["namespaces"]["namespaced"] is False
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from gyre_local.apiserver import discovery, openapi, tables
+from gyre_local.apiserver import discovery, openapi, proxying, tables
 from gyre_local.store.patching import APPLY_PATCH, PATCH_TYPES
 from gyre_local.store.store import ApiError, ResourceType, Store, Watch, bad_request
 
@@ -28,12 +28,16 @@ SERVER_VERSION = {
 # How often an idle watch checks whether its client went away.
 _WATCH_LIVENESS_SECONDS = 5.0
 _STORE_KEY = web.AppKey("store", Store)
+_PROXY_KEY = web.AppKey("proxy", proxying.ApiProxy)
 
 
 def create_app(store: Store) -> web.Application:
     """An aiohttp application serving the Kubernetes API of a store."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[_STORE_KEY] = store
+    app[_PROXY_KEY] = proxy = proxying.ApiProxy(store)
+    app.on_startup.append(lambda _app: proxy.relay.open())
+    app.on_cleanup.append(lambda _app: proxy.relay.close())
     app.router.add_route("*", "/{tail:.*}", _dispatch)
     return app
 
@@ -59,6 +63,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
 
 
 async def _route(request: web.Request, store: Store) -> web.StreamResponse:
+    if (match := proxying.PROXY_PATH.fullmatch(request.path)) is not None:
+        return await request.app[_PROXY_KEY].handle(request, match)
     path = request.path.rstrip("/") or "/"
     if path in ("/healthz", "/readyz", "/livez") or path.startswith(("/healthz/", "/readyz/")):
         return web.Response(text="ok")
@@ -110,7 +116,10 @@ def _parse_target(store: Store, segments: list[str]) -> _Target:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     name = rest[1] if len(rest) > 1 else None
     subresource = rest[2] if len(rest) > 2 else None
-    if subresource is not None and subresource not in rtype.subresources:
+    # The proxy subresource is served on namespaced paths only, by proxying.ApiProxy.
+    if subresource is not None and (
+        subresource not in rtype.subresources or subresource == proxying.SUBRESOURCE
+    ):
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     return _Target(rtype, version, namespace, name, subresource, watch)
 

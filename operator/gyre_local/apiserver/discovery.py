@@ -100,5 +100,10 @@ def _api_resources(rtype: ResourceType) -> list[dict[str, Any]]:
             entry.update(group="autoscaling", version="v1", kind="Scale")
         elif sub == "log":
             entry.update(kind="Pod", verbs=["get"])
+        elif sub == "proxy":
+            entry.update(
+                kind=f"{rtype.kind}ProxyOptions",
+                verbs=["create", "delete", "get", "patch", "update"],
+            )
         resources.append(entry)
     return resources
