@@ -118,7 +118,7 @@ def ready_versions(observed: ServingObserved, model: str) -> dict[int, ModelVers
 def resolve_target(
     isvc: InferenceService, versions: dict[int, ModelVersion], failed: set[int]
 ) -> Target:
-    """The version to serve: the pinned one, or the newest Ready one not rolled back."""
+    """The version to serve: the pinned one, or the newest Ready one; never one rolled back."""
     spec = isvc.spec
     if spec.model_version is not None:
         pinned = versions.get(spec.model_version)
@@ -126,6 +126,12 @@ def resolve_target(
             return Target(
                 None, "ModelVersionNotReady",
                 f"version {spec.model_version} of model {spec.model} is not a Ready ModelVersion",
+            )  # fmt: skip
+        if spec.model_version in failed:  # pinned or not, never rolled out again by itself
+            return Target(
+                None, "VersionRolledBack",
+                f"version {spec.model_version} of model {spec.model} was rolled back; "
+                "`gyre rollout retry` rolls it out again",
             )  # fmt: skip
         return Target(pinned)
     candidates = [v for n, v in versions.items() if n not in failed]

@@ -38,6 +38,8 @@ TERMINATION_GRACE_SECONDS = 30
 # Requests keep arriving for a moment after a pod is told to stop (endpoints propagate
 # asynchronously); the server keeps answering this long before it drains.
 SHUTDOWN_DELAY_SECONDS = 2
+# Waiting reasons every new pod passes through: no problem unless a run ended in error.
+STARTING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
 
 
 class Track(StrEnum):
@@ -172,6 +174,8 @@ def _server(
         args=tuple(args),
         env=tuple(to_wire(variable) for variable in runtime.env or ()),
         secrets=config.secrets() if logging.enabled else (),
+        # The request log's root may be a claim (pvc://): the server writes there.
+        uris=(config.artifact_root,) if logging.enabled and logging.sample_rate > 0 else (),
         resources=to_wire(runtime.resources) if runtime.resources is not None else None,
         ports=({"name": PORT_NAME, "containerPort": runtime.port, "protocol": "TCP"},),
         probes={
@@ -326,8 +330,11 @@ def pod_problem(pods: list[dict[str, Any]]) -> str | None:
             ended = (container.get("lastState") or {}).get("terminated") or (
                 container.get("state") or {}
             ).get("terminated")
+            failed = bool(ended and ended.get("exitCode", 0) != 0)
+            if waiting.get("reason") in STARTING_REASONS and not failed:
+                continue
             parts = [waiting.get("reason", "")]
-            if ended and ended.get("exitCode", 0) != 0:
+            if ended and failed:
                 report = parse_termination(
                     ContainerTermination(int(ended["exitCode"]), ended.get("message", ""))
                 )
