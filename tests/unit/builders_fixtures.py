@@ -248,3 +248,112 @@ def condition(status: dict[str, Any], kind: str = "Ready") -> dict[str, Any]:
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
     """A container's literal env as name -> value."""
     return {e["name"]: e.get("value") for e in container.get("env") or []}
+
+
+def servable_version(
+    number: int,
+    *,
+    model: str = "iris",
+    phase: str | None = "Ready",
+    uri: str | None = None,
+    features: list[str] | None = None,
+) -> dict[str, Any]:
+    """A ModelVersion of a model by number, as an InferenceService's reconcile reads it
+    (its sha256 is the number in hex, so each version has its own)."""
+    spec: dict[str, Any] = {
+        "model": model,
+        "version": number,
+        "artifact": {
+            "uri": uri or f"s3://gyre/artifacts/models/{model}/run-{number}/model.onnx",
+            "format": "onnx",
+            "sha256": f"{number:064x}",
+        },
+    }
+    if features is not None:
+        spec["lineage"] = {"trainingRun": f"{model}-run-{number}", "features": list(features)}
+    obj: dict[str, Any] = {
+        "apiVersion": "gyre.dev/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": metadata(f"{model}-v{number}"),
+        "spec": spec,
+    }
+    if phase is not None:
+        obj["status"] = {"phase": phase, "observedGeneration": 1}
+    return obj
+
+
+def inferenceservice_obj(
+    name: str = "iris-svc",
+    *,
+    status: dict[str, Any] | None = None,
+    annotations: dict[str, str] | None = None,
+    generation: int = 1,
+    **spec_fields: Any,
+) -> dict[str, Any]:
+    """An InferenceService dict following the latest version of model iris unless
+    spec_fields say otherwise (modelVersion=N pins one instead)."""
+    spec: dict[str, Any] = {"model": "iris"}
+    if "modelVersion" not in spec_fields:
+        spec["track"] = "latest"
+    spec.update(spec_fields)
+    extra: dict[str, Any] = {}
+    if annotations is not None:
+        extra["annotations"] = dict(annotations)
+    obj: dict[str, Any] = {
+        "apiVersion": "gyre.dev/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": metadata(name, generation=generation, **extra),
+        "spec": copy.deepcopy(spec),
+    }
+    if status is not None:
+        obj["status"] = copy.deepcopy(status)
+    return obj
+
+
+def _default_container(container: dict[str, Any]) -> None:
+    container.setdefault("imagePullPolicy", "IfNotPresent")
+    container.setdefault("terminationMessagePath", "/dev/termination-log")
+    container.setdefault("resources", {})
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        if probe in container:
+            container[probe].setdefault("successThreshold", 1)
+            container[probe].get("httpGet", {}).setdefault("scheme", "HTTP")
+
+
+def with_server_defaults(manifest: dict[str, Any], generation: int = 1) -> dict[str, Any]:
+    """An applied manifest as the API server stores it: the fields Gyre sets, plus the
+    defaults and bookkeeping Gyre never sets (they are no reason to apply again)."""
+    obj = copy.deepcopy(manifest)
+    meta = obj["metadata"]
+    meta.setdefault("uid", f"uid-{meta['name']}")
+    meta["generation"] = generation
+    meta.setdefault("resourceVersion", "4321")
+    meta.setdefault("creationTimestamp", CREATED)
+    meta.setdefault("managedFields", [{"manager": "gyre", "operation": "Apply"}])
+    spec = obj["spec"]
+    if obj["kind"] == "Deployment":
+        meta.setdefault("annotations", {})["deployment.kubernetes.io/revision"] = str(generation)
+        spec.setdefault("progressDeadlineSeconds", 600)
+        spec.setdefault("revisionHistoryLimit", 10)
+        pod = spec["template"]["spec"]
+        pod.setdefault("dnsPolicy", "ClusterFirst")
+        pod.setdefault("schedulerName", "default-scheduler")
+        pod.setdefault("securityContext", {})
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
+            _default_container(container)
+    elif obj["kind"] == "Service":
+        spec.setdefault("clusterIP", "10.96.0.17")
+        spec.setdefault("clusterIPs", ["10.96.0.17"])
+        spec.setdefault("sessionAffinity", "None")
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+    elif obj["kind"] == "HTTPRoute":
+        for parent in spec.get("parentRefs", []):
+            parent.setdefault("group", "gateway.networking.k8s.io")
+            parent.setdefault("kind", "Gateway")
+        for rule in spec.get("rules", []):
+            rule.setdefault("matches", [{"path": {"type": "PathPrefix", "value": "/"}}])
+            for backend in rule.get("backendRefs", []):
+                backend.setdefault("group", "")
+                backend.setdefault("kind", "Service")
+    return obj
