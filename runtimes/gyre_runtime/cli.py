@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "publish": ("gyre_runtime.publish", "upload a custom trainer's model.onnx and metrics"),
     "verify": ("gyre_runtime.verify", "check a model file's digest and read its signature"),
     "fetch": ("gyre_runtime.fetch", "copy a pinned data set into the pod, checking its digest"),
+    "serve": ("gyre_runtime.serve", "serve an ONNX model over the Open Inference Protocol v2"),
 }
 
 
