@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import json
 import os
 import queue
 import shutil
@@ -33,6 +34,7 @@ from gyre_local.store.builtins import ResourceType
 
 EXAMPLES_DIR = Path("examples")
 NAMESPACE = "default"
+SERVED_MODEL = "wine"  # the example InferenceService, named after its model
 OPERATOR_STOP_GRACE = 5.0
 # How long an event wait blocks before checking that the operator still runs.
 _LIVENESS_INTERVAL = 0.5
@@ -222,6 +224,30 @@ def report_milestones(events: Iterator[Event], started: float, console: Console)
     return True
 
 
+def curl_line(url: str, model: str, row: list[float]) -> str:
+    """A ready-to-paste curl command that asks the served model for one prediction."""
+    body = json.dumps(
+        {"inputs": [{"name": "input", "shape": [1, len(row)], "datatype": "FP32", "data": row}]},
+        separators=(",", ":"),
+    )
+    return (
+        f"curl -s -X POST {url}/v2/models/{model}/infer "
+        f"-H 'Content-Type: application/json' -d '{body}'"
+    )
+
+
+def _show_service(cluster: LocalCluster, console: Console) -> None:
+    try:
+        url = cluster.service_url(NAMESPACE, SERVED_MODEL)
+    except LookupError:
+        return
+    from sklearn.datasets import load_wine
+
+    row = [float(v) for v in load_wine().data[0]]
+    console.print(f"InferenceService {SERVED_MODEL} answers at {url}; try:")
+    console.print(escape(curl_line(url, SERVED_MODEL, row)), highlight=False)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the demo: until Ctrl-C or SIGTERM, or with --exit-when-done until the milestones."""
     console = Console(soft_wrap=True)
@@ -281,6 +307,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                 f"[yellow]not every milestone within {args.timeout:g} s[/]; see {log_path}"
             )
             done = False
+        if done:
+            _show_service(cluster, console)
         if args.exit_when_done:
             return 0 if done else 1
         console.print(

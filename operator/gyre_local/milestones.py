@@ -1,4 +1,5 @@
-"""The demo's milestones: the statuses a Dataset, TrainingRun and ModelVersion reach."""
+"""The demo's milestones: the statuses a Dataset, TrainingRun, ModelVersion and
+InferenceService reach."""
 
 from __future__ import annotations
 
@@ -7,8 +8,18 @@ from dataclasses import dataclass
 from typing import Any
 
 # (kind, name) of each object the demo follows, in the order the operator gets to them.
-DEMO_TARGETS = (("Dataset", "wine"), ("TrainingRun", "wine-1"), ("ModelVersion", "wine-v1"))
-_DONE_PHASES = {"Dataset": "Ready", "TrainingRun": "Succeeded", "ModelVersion": "Ready"}
+DEMO_TARGETS = (
+    ("Dataset", "wine"),
+    ("TrainingRun", "wine-1"),
+    ("ModelVersion", "wine-v1"),
+    ("InferenceService", "wine"),
+)
+_DONE_PHASES = {
+    "Dataset": "Ready",
+    "TrainingRun": "Succeeded",
+    "ModelVersion": "Ready",
+    "InferenceService": "Ready",
+}
 _SHOWN_METRICS = ("accuracy", "f1_macro")
 
 
@@ -74,4 +85,6 @@ def _details(kind: str, status: Mapping[str, Any]) -> str:
     if kind == "TrainingRun":
         metrics = status.get("metrics") or {}
         return ", ".join(f"{m} {metrics[m]:.3f}" for m in _SHOWN_METRICS if m in metrics)
+    if kind == "InferenceService" and status.get("stableVersion"):
+        return f"serving version {status['stableVersion']}"
     return ""

@@ -29,7 +29,12 @@ from gyre_local.kubelet.kubelet import Behaviour
 
 REPO = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "gyre.dev", "v1alpha1"
-PLURALS = {"Dataset": "datasets", "TrainingRun": "trainingruns", "ModelVersion": "modelversions"}
+PLURALS = {
+    "Dataset": "datasets",
+    "TrainingRun": "trainingruns",
+    "ModelVersion": "modelversions",
+    "InferenceService": "inferenceservices",
+}
 COMPONENT = "app.kubernetes.io/component"
 MANAGED_BY = "app.kubernetes.io/managed-by=gyre"
 LOG_TAIL_LINES = 300
