@@ -88,5 +88,7 @@ def test_demo_exit_when_done_reaches_every_milestone(tmp_path: Path) -> None:
         "Dataset wine Ready",
         "TrainingRun wine-1 Succeeded",
         "ModelVersion wine-v1 Ready",
+        "InferenceService wine Ready (serving version 1)",
+        "/v2/models/wine/infer -H 'Content-Type: application/json'",
     ):
         assert line in result.stdout
