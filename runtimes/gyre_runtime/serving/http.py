@@ -67,8 +67,8 @@ class HttpServer:
         self.max_header_bytes = max_header_bytes
         self.connections: set[HttpConnection] = set()
         self.draining = False
-        self._heads: dict[tuple[int, bytes], bytes] = {}
-        self._date = b""
+        # The Date header line, refreshed every second by start_clock.
+        self.date = b""
         self._timer: asyncio.TimerHandle | None = None
 
     def protocol(self) -> HttpConnection:
@@ -76,9 +76,8 @@ class HttpServer:
         return HttpConnection(self)
 
     def start_clock(self) -> None:
-        """Refresh the Date header now and every second (responses reuse cached heads)."""
-        self._date = b"date: %s\r\n" % email.utils.formatdate(usegmt=True).encode()
-        self._heads.clear()
+        """Refresh the Date header now and every second."""
+        self.date = b"date: %s\r\n" % email.utils.formatdate(usegmt=True).encode()
         self._timer = asyncio.get_running_loop().call_later(1.0, self.start_clock)
 
     def stop_clock(self) -> None:
@@ -86,16 +85,6 @@ class HttpServer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-    def head(self, status: int, content_type: bytes) -> bytes:
-        """Status line, Date and Content-Type of a response, cached for the current second."""
-        key = (status, content_type)
-        head = self._heads.get(key)
-        if head is None:
-            line = _STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status
-            head = b"%s%scontent-type: %s\r\n" % (line, self._date, content_type)
-            self._heads[key] = head
-        return head
 
     def busy(self) -> bool:
         """Whether a connection has a request in progress or a response not yet sent."""
@@ -162,12 +151,18 @@ class Request:
         elif self.echo_keep_alive:
             # An HTTP/1.0 client keeps the connection only when the response says so.
             headers += b"connection: keep-alive\r\n"
-        head = b"%scontent-length: %d\r\n%s\r\n" % (
-            server.head(status, content_type),
-            len(body),
+        if self.method == b"HEAD":
+            body, length = b"", len(body)
+        else:
+            length = len(body)
+        self.response = b"%s%scontent-type: %s\r\ncontent-length: %d\r\n%s\r\n%s" % (
+            _STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status,
+            server.date,
+            content_type,
+            length,
             headers,
+            body,
         )
-        self.response = head if self.method == b"HEAD" else head + body
         connection.completed(self)
 
     def error(self, status: int, message: str) -> None:
@@ -189,6 +184,8 @@ class HttpConnection(asyncio.Protocol):
 
     def __init__(self, server: HttpServer) -> None:
         self.server = server
+        self._max_head = server.max_header_bytes
+        self._max_body = server.max_body_bytes
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._queue: deque[Request] = deque()
@@ -248,7 +245,7 @@ class HttpConnection(asyncio.Protocol):
         if self._in_head and was_in_head:
             # A head still incomplete after a whole read: httptools buffers it all.
             self._head_raw += len(data)
-            if self._head_raw > self.server.max_header_bytes:
+            if self._head_raw > self._max_head:
                 self._fail(431, self._head_message())
 
     def eof_received(self) -> bool:
@@ -290,13 +287,13 @@ class HttpConnection(asyncio.Protocol):
         """A piece of the request target."""
         self._url += url
         self._head_bytes += len(url)
-        if self._head_bytes > self.server.max_header_bytes:
+        if self._head_bytes > self._max_head:
             raise _Reject(431, self._head_message())
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """One header; repeated names are joined with commas."""
         self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > self.server.max_header_bytes:
+        if self._head_bytes > self._max_head:
             raise _Reject(431, self._head_message())
         key = name.lower()
         known = self._headers.get(key)
@@ -306,17 +303,21 @@ class HttpConnection(asyncio.Protocol):
         """The head is complete: check version, size and expectation before the body."""
         self._in_head = False
         parser = self._parser
-        version = parser.get_http_version()
-        if version != "1.1" and version != "1.0":
-            raise _Reject(400, f"unsupported HTTP version {version}: this server speaks 1.1")
         headers = self._headers
         keep_alive = parser.should_keep_alive()
         request = Request(self, parser.get_method(), self._url, headers, keep_alive)
-        request.echo_keep_alive = keep_alive and version == "1.0"
         self._request = request
+        # llhttp knows versions 0.9, 1.0, 1.1 and 2.0, and keeps only 1.x connections
+        # alive: the version needs a look only for a closing or HTTP/1.0 connection.
+        version = "1.1"
+        if not keep_alive or b"connection" in headers:
+            version = parser.get_http_version()
+            if version != "1.1" and version != "1.0":
+                raise _Reject(400, f"unsupported HTTP version {version}: this server speaks 1.1")
+            request.echo_keep_alive = keep_alive and version == "1.0"
         length = headers.get(b"content-length")
         # llhttp has checked that Content-Length is one decimal number.
-        if length is not None and int(length) > self.server.max_body_bytes:
+        if length is not None and int(length) > self._max_body:
             self.server.handler.rejected(request, 413)
             raise _Reject(413, self._body_message())
         expect = headers.get(b"expect")
@@ -331,7 +332,7 @@ class HttpConnection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         """A piece of the body (chunked encoding already removed)."""
         self._body_bytes += len(body)
-        if self._body_bytes > self.server.max_body_bytes:
+        if self._body_bytes > self._max_body:
             if self._request is not None:
                 self.server.handler.rejected(self._request, 413)
             raise _Reject(413, self._body_message())
@@ -370,6 +371,12 @@ class HttpConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None or not queue or queue[0] is not request:
             return  # the connection is gone, or an earlier response is still due
+        response = request.response
+        if response is not None and len(queue) == 1 and request.keep_alive and not self._finishing:
+            # The usual case: one request at a time on a connection that stays open.
+            queue.clear()
+            transport.write(response)
+            return
         while queue:
             first = queue[0]
             if first.response is None:
@@ -456,10 +463,10 @@ class HttpConnection(asyncio.Protocol):
                 transport.pause_reading()
 
     def _head_message(self) -> str:
-        return f"request line and headers exceed {self.server.max_header_bytes} bytes"
+        return f"request line and headers exceed {self._max_head} bytes"
 
     def _body_message(self) -> str:
-        return f"request body exceeds {self.server.max_body_bytes} bytes"
+        return f"request body exceeds {self._max_body} bytes"
 
 
 def _report(message: str, error: BaseException | None) -> None:

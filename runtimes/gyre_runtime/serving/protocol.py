@@ -172,14 +172,7 @@ class Codec:
                     % (heads[position], run.shape(position, start, end), len(data))
                 )
             else:
-                parts.append(
-                    b'%s"shape":%s,"data":%s}'
-                    % (
-                        heads[position],
-                        run.shape(position, start, end),
-                        run.json(position, start, end),
-                    )
-                )
+                parts.append(b"%s%s}" % (heads[position], run.json(position, start, end)))
         if request.id is None:
             text = b"%s%s]}" % (self._prefix, b",".join(parts))
         else:
@@ -257,20 +250,24 @@ class RunOutputs:
             return orjson.dumps(array.shape)
         tail = self._tails[position]
         if tail is None:
-            tail = self._tails[position] = b"".join(b",%d" % dim for dim in array.shape[1:])
+            tail = self._tails[position] = _shape_tail(array)
         return b"[%d%s]" % (end - start, tail)
 
     def json(self, position: int, start: int, end: int) -> bytes:
-        """The flat JSON list of an output's rows start:end."""
+        """`"shape":[...],"data":[...]` of an output's rows start:end (data flat)."""
         array = self.arrays[position]
         if not self.stacked:
             if array.dtype.kind == "O":
-                return orjson.dumps(_strings(array))
-            return orjson.dumps(array.reshape(-1), option=_NUMPY)
+                data = orjson.dumps(_strings(array))
+            else:
+                data = orjson.dumps(array.reshape(-1), option=_NUMPY)
+            return b'"shape":%s,"data":%s' % (orjson.dumps(array.shape), data)
         rows = self._rows[position]
-        if rows is None:
+        tail = self._tails[position]
+        if rows is None or tail is None:
             rows = self._rows[position] = _row_texts(array)
-        return b"[%s]" % b",".join(rows[start:end])
+            tail = self._tails[position] = _shape_tail(array)
+        return b'"shape":[%d%s],"data":[%s]' % (end - start, tail, b",".join(rows[start:end]))
 
     def raw(self, position: int, start: int, end: int) -> bytes:
         """The little-endian bytes of an output's rows start:end (length-prefixed BYTES)."""
@@ -535,6 +532,11 @@ def _strings_from_bytes(name: str, data: bytes, count: int) -> Array:
             f"BYTES input {name!r} has {len(data) - offset} bytes past its elements"
         )
     return values
+
+
+def _shape_tail(array: Array) -> bytes:
+    """The dimensions after the first, as they follow it in a JSON shape."""
+    return b"".join(b",%d" % dim for dim in array.shape[1:])
 
 
 def _row_texts(array: Array) -> list[bytes]:
