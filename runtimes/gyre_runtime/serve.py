@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,7 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     log.add_argument("--request-log-root", help="artifact root URI; no logging without it")
     log.add_argument("--service", help="the InferenceService, for the log's path")
     log.add_argument(
-        "--pod", default=os.environ.get("HOSTNAME"), help="this pod's name (default $HOSTNAME)"
+        "--pod",
+        default=os.environ.get("HOSTNAME") or socket.gethostname(),
+        help="this pod's name (default $HOSTNAME)",
     )
     log.add_argument("--request-log-sample-rate", type=float, default=1.0)
     log.add_argument("--request-log-max-rows", type=int, default=1000)
@@ -89,8 +92,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Load the model, serve it until SIGTERM, return a summary."""
     config = _config(args)
     parameters = _parameters(args.parameters)
-    if args.threads < 1:
-        raise RuntimeFailure("InvalidArgument", f"--threads must be at least 1, not {args.threads}")
     model = served_model.load(args.model, args.name, args.version, args.sha256, args.threads)
     server = InferenceServer(model, config, parameters, _request_log(args))
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
@@ -106,18 +107,22 @@ def _config(args: argparse.Namespace) -> ServerConfig:
             raise RuntimeFailure(
                 "InvalidArgument", f"PORT must be a number, not {os.environ['PORT']!r}"
             ) from None
-    checks = {
-        "--max-batch-size": args.max_batch_size >= 1,
-        "--max-batch-delay": args.max_batch_delay >= 0,
-        "--max-body-bytes": args.max_body_bytes >= 0,
-        "--max-header-bytes": args.max_header_bytes >= 256,
-        "--shutdown-delay": args.shutdown_delay >= 0,
-        "--drain-timeout": args.drain_timeout >= 0,
-        "--port": 0 <= port <= 65535,
+    minimums = {
+        "--max-batch-size": (args.max_batch_size, 1),
+        "--max-batch-delay": (args.max_batch_delay, 0),
+        "--max-body-bytes": (args.max_body_bytes, 0),
+        "--max-header-bytes": (args.max_header_bytes, 256),
+        "--shutdown-delay": (args.shutdown_delay, 0),
+        "--drain-timeout": (args.drain_timeout, 0),
+        "--threads": (args.threads, 1),
     }
-    for flag, valid in checks.items():
-        if not valid:
-            raise RuntimeFailure("InvalidArgument", f"{flag} is out of range")
+    for flag, (value, minimum) in minimums.items():
+        if value < minimum:
+            raise RuntimeFailure(
+                "InvalidArgument", f"{flag} must be at least {minimum}, not {value}"
+            )
+    if not 0 <= port <= 65535:
+        raise RuntimeFailure("InvalidArgument", f"port {port} is not between 0 and 65535")
     return ServerConfig(
         host=args.host,
         port=port,
@@ -147,8 +152,6 @@ def _request_log(args: argparse.Namespace) -> RequestLog | None:
         return None
     if not args.service:
         raise RuntimeFailure("InvalidArgument", "--request-log-root needs --service")
-    if not args.pod:
-        raise RuntimeFailure("InvalidArgument", "--request-log-root needs --pod (or $HOSTNAME)")
     features = [name.strip() for name in args.features.split(",")] if args.features else None
     # pyarrow loads only when there is a log to write.
     from gyre_runtime.serving.request_log import RequestLog

@@ -35,7 +35,7 @@ _JSON_KINDS: dict[str, str] = {
     **dict.fromkeys(("INT8", "INT16", "INT32", "INT64"), "iu"),
     **dict.fromkeys(("FP16", "FP32", "FP64"), "iuf"),
 }
-_KIND_NAMES = {"b": "booleans", "i": "integers", "u": "integers", "f": "numbers with fractions"}
+_KIND_NAMES = {"b": "booleans", "i": "integers", "u": "integers", "f": "floating-point numbers"}
 _LENGTH = struct.Struct("<I")  # the length before each BYTES element
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
@@ -540,7 +540,10 @@ def _shape_tail(array: Array) -> bytes:
 
 
 def _row_texts(array: Array) -> list[bytes]:
-    """Each row of an array as the items of a flat JSON list, without the brackets."""
+    """Each row of an array as the items of a flat JSON list, without the brackets (none
+    at all for rows without items, so that joining them adds no commas)."""
+    if array.size == 0:
+        return []
     rows = array.reshape(len(array), -1)
     if array.dtype.kind == "O":
         return [orjson.dumps([_text(value) for value in row])[1:-1] for row in rows.tolist()]
