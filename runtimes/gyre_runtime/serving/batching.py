@@ -3,10 +3,10 @@
 Requests queue until the end of the current event-loop pass (everything that arrived in
 one poll of the sockets), or `max_delay` seconds when that is set, or until `max_rows`
 rows wait, whichever comes first. Queued requests with the same `batch_key` (the shapes
-behind the leading dimension) are concatenated, run once, and the outputs split back by
-rows. A request alone in its group runs as it is, so one connection pays nothing for
-batching but one loop pass. The requests of a run are answered together, which lets the
-server serialize the run's outputs once.
+behind the leading dimension) are concatenated and run once; the run's requests are then
+answered together, each from its rows of the outputs (so the server serializes a run's
+outputs once). A request alone in its group runs as it is, so one connection pays nothing
+for batching but one loop pass.
 
 When a stacked run fails, each of its requests runs again alone: only the requests that
 make the model fail get the error.

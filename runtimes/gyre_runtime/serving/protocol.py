@@ -205,15 +205,19 @@ class Codec:
                 raise ProtocolError(
                     f"unknown output {name!r}: the model has {_names(list(self._outputs))}"
                 )
-            output_parameters = entry.get("parameters")
-            if output_parameters is not None and type(output_parameters) is not dict:
-                raise ProtocolError(f"'parameters' of output {name!r} must be a JSON object")
-            if output_parameters and "classification" in output_parameters:
-                raise ProtocolError("the classification extension is not supported")
             binary = binary_default
-            if output_parameters and "binary_data" in output_parameters:
-                binary = _flag(output_parameters, "binary_data")
-            chosen.append(OutputChoice(position, binary))
+            output_parameters = entry.get("parameters")
+            if output_parameters is not None:
+                if type(output_parameters) is not dict:
+                    raise ProtocolError(f"'parameters' of output {name!r} must be a JSON object")
+                if "classification" in output_parameters:
+                    raise ProtocolError("the classification extension is not supported")
+                flag = output_parameters.get("binary_data")
+                if flag is not None:
+                    if type(flag) is not bool:
+                        raise ProtocolError("parameter 'binary_data' must be true or false")
+                    binary = flag
+            chosen.append(self._all_binary[position] if binary else self._all_json[position])
         return tuple(chosen)
 
     def _batching(self, inputs: dict[str, Array]) -> tuple[int, Hashable | None]:
