@@ -89,7 +89,7 @@ class Codec:
     def __init__(self, model: ServedModel) -> None:
         self._decoders = {tensor.name: _InputDecoder(tensor) for tensor in model.inputs}
         self._input_names = [tensor.name for tensor in model.inputs]
-        self._single_input = len(model.inputs) == 1
+        self._single = next(iter(self._decoders.values())) if len(self._decoders) == 1 else None
         self._outputs = {tensor.name: position for position, tensor in enumerate(model.outputs)}
         # The JSON of each response, written around the run's serialized outputs.
         identity = orjson.dumps({"model_name": model.name, "model_version": model.version})
@@ -119,6 +119,34 @@ class Codec:
         entries = document.get("inputs")
         if type(entries) is not list or not entries:
             raise ProtocolError("'inputs' must be a non-empty list of tensors")
+        single = self._single
+        if single is not None and len(entries) == 1:
+            # One input, the usual case: no bookkeeping of which inputs came.
+            entry = entries[0]
+            if type(entry) is not dict or entry.get("name") != single.name:
+                inputs = self._decode_inputs(entries, binary)
+            else:
+                inputs = {single.name: single.decode(entry, binary)}
+        else:
+            inputs = self._decode_inputs(entries, binary)
+        if binary is not None:
+            binary.check_consumed()
+        request_id = document.get("id")
+        if request_id is not None and type(request_id) is not str:
+            raise ProtocolError("'id' must be a string")
+        if "outputs" in document or "parameters" in document:
+            outputs = self._choose_outputs(document)
+        else:
+            outputs = self._all_json
+        if single is not None:
+            shape = inputs[single.name].shape
+            rows = shape[0] if shape else 1
+            key: Hashable | None = shape[1:] if self._batchable else None
+            return InferRequest(request_id, inputs, rows, key, outputs, origin)
+        rows, key = self._batching(inputs)
+        return InferRequest(request_id, inputs, rows, key, outputs, origin)
+
+    def _decode_inputs(self, entries: list[Any], binary: _Binary | None) -> dict[str, Array]:
         decoders = self._decoders
         inputs: dict[str, Array] = {}
         for entry in entries:
@@ -136,22 +164,7 @@ class Codec:
         if len(inputs) != len(decoders):
             missing = [name for name in self._input_names if name not in inputs]
             raise ProtocolError(f"missing input(s) {_names(missing)}")
-        if binary is not None:
-            binary.check_consumed()
-        request_id = document.get("id")
-        if request_id is not None and type(request_id) is not str:
-            raise ProtocolError("'id' must be a string")
-        if "outputs" in document or "parameters" in document:
-            outputs = self._choose_outputs(document)
-        else:
-            outputs = self._all_json
-        if self._single_input:
-            array = inputs[self._input_names[0]]
-            rows = array.shape[0] if array.ndim else 1
-            key: Hashable | None = array.shape[1:] if self._batchable else None
-            return InferRequest(request_id, inputs, rows, key, outputs, origin)
-        rows, key = self._batching(inputs)
-        return InferRequest(request_id, inputs, rows, key, outputs, origin)
+        return inputs
 
     def encode(
         self, request: InferRequest[Any], run: RunOutputs, start: int, end: int
@@ -271,6 +284,8 @@ class RunOutputs:
         if rows is None or tail is None:
             rows = self._rows[position] = _row_texts(array)
             tail = self._tails[position] = _shape_tail(array)
+        if end - start == 1 and rows:
+            return b'"shape":[1%s],"data":[%s]' % (tail, rows[start])
         return b'"shape":[%d%s],"data":[%s]' % (end - start, tail, b",".join(rows[start:end]))
 
     def raw(self, position: int, start: int, end: int) -> bytes:
