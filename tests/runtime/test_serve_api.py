@@ -158,8 +158,11 @@ def test_unknown_models_versions_and_paths(
     assert message in json.loads(data)["error"]
 
 
-def test_percent_encoded_and_query_paths_route_alike(server: Server) -> None:
-    status, document = server.json("GET", "/v2/models/%77ine/versions/3?verbose=1")
+@pytest.mark.parametrize(
+    "path", ["/v2/models/%77ine/versions/3?verbose=1", "http://any.host/v2/models/wine"]
+)
+def test_encoded_query_and_absolute_paths_route_alike(server: Server, path: str) -> None:
+    status, document = server.json("GET", path)
     assert status == 200 and document["name"] == "wine"
 
 

@@ -224,6 +224,14 @@ def test_malformed_requests_are_400_and_close(server: Server, request_bytes: byt
     assert response.headers["connection"] == "close"
 
 
+def test_a_target_that_is_no_url_is_400(server: Server) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET http://[::1/v2 HTTP/1.1\r\n\r\n")
+        (response,), _ = read_responses(sock, 1)
+    assert response.status == 400
+    assert "malformed request target" in error_of(response.body)
+
+
 def test_a_request_cut_short_gets_400(server: Server) -> None:
     (response,) = parse_responses(exchange(server.port, post(INFER, b"{}")[:-1]))
     assert response.status == 400
@@ -263,6 +271,7 @@ PATHS = st.one_of(
         ]
     ),
     st.text(TOKENS + "/%?=&", max_size=60).map(lambda text: "/" + text),
+    st.text(TOKENS + "/%?=&:[]@#", max_size=40).map(lambda text: "http://" + text),
 )
 HEADER_NAMES = st.one_of(
     st.sampled_from(

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 import orjson
 
@@ -161,7 +161,13 @@ class InferenceServer:
 
     def _resolve(self, request: Request) -> tuple[tuple[bytes, ...], Action] | None:
         """The route of a URL that is not in canonical form; None once answered 404."""
-        path = unquote(request.url.partition(b"?")[0].decode("latin-1"), errors="replace")
+        url = request.url.decode("latin-1")
+        try:
+            # An absolute URL (http://host/path) names the same path.
+            path = unquote(urlsplit(url).path, errors="replace")
+        except ValueError:  # e.g. an unclosed IPv6 host
+            request.error(400, f"malformed request target {url[:200]!r}")
+            return None
         route = self._paths.get(path)
         if route is not None:
             return route
