@@ -41,6 +41,11 @@ JSON = b"application/json"
 MAX_PIPELINED = 64
 # How long a closing connection keeps dropping what the client still sends.
 LINGER_SECONDS = 2.0
+# A client that started a request has this long to send all of it (slow clients hold
+# memory and a connection); one with no request in progress may stay this long (longer
+# than the idle timeout of common load balancers, so they close first).
+REQUEST_TIMEOUT = 30.0
+IDLE_TIMEOUT = 75.0
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _STATUS_LINES = {
     status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
@@ -59,12 +64,25 @@ class Handler(Protocol):
 
 
 class HttpServer:
-    """What the connections of one listening socket share: handler, limits and state."""
+    """What the connections of one listening socket share: handler, limits and state.
 
-    def __init__(self, handler: Handler, max_body_bytes: int, max_header_bytes: int) -> None:
+    `request_timeout`: seconds a client has to send a whole request once it started (408
+    after that); `idle_timeout`: seconds a connection may stay open with no request.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        max_body_bytes: int,
+        max_header_bytes: int,
+        request_timeout: float = REQUEST_TIMEOUT,
+        idle_timeout: float = IDLE_TIMEOUT,
+    ) -> None:
         self.handler = handler
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
+        self.request_timeout = request_timeout
+        self.idle_timeout = idle_timeout
         self.connections: set[HttpConnection] = set()
         self.draining = False
         # The Date header line, refreshed every second by start_clock.
@@ -76,12 +94,15 @@ class HttpServer:
         return HttpConnection(self)
 
     def start_clock(self) -> None:
-        """Refresh the Date header now and every second."""
+        """Every second: refresh the Date header, time out slow requests and idle clients."""
         self.date = b"date: %s\r\n" % email.utils.formatdate(usegmt=True).encode()
+        now = time.monotonic()
+        for connection in list(self.connections):
+            connection.check_timeouts(now)
         self._timer = asyncio.get_running_loop().call_later(1.0, self.start_clock)
 
     def stop_clock(self) -> None:
-        """Stop refreshing the Date header."""
+        """Stop the clock of start_clock."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -188,6 +209,10 @@ class HttpConnection(asyncio.Protocol):
         self._max_body = server.max_body_bytes
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
+        # Requests begun, and when the clock last saw that count change (for timeouts).
+        self._begun = 0
+        self._seen_begun = 0
+        self._seen_at = time.monotonic()
         self._queue: deque[Request] = deque()
         # The request being received.
         self._receiving = False
@@ -275,6 +300,7 @@ class HttpConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         """A request starts."""
         self._receiving = True
+        self._begun += 1
         self._in_head = True
         self._head_bytes = 0
         self._head_raw = 0
@@ -392,6 +418,25 @@ class HttpConnection(asyncio.Protocol):
             self._update_reading()
         if not queue and self._finishing:
             self._close_gracefully()
+
+    def check_timeouts(self, now: float) -> None:
+        """408 to a request that takes too long to arrive; close a connection idle too long.
+
+        Called every second: a request counts from the first check that saw it begun, and
+        time spent waiting for a response is never the client's.
+        """
+        if self._closing:
+            return
+        if self._begun != self._seen_begun or self._queue:
+            self._seen_begun = self._begun
+            self._seen_at = now
+            return
+        waited = now - self._seen_at
+        if self._receiving:
+            if waited > self.server.request_timeout:
+                self._fail(408, f"the request took over {self.server.request_timeout:g}s to arrive")
+        elif waited > self.server.idle_timeout:
+            self.close()
 
     def is_last(self, request: Request) -> bool:
         """Whether the request is the last one queued and no other is being received."""
