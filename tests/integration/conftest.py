@@ -92,15 +92,17 @@ class Operator:
         self.artifact_root = artifact_root
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.metrics_port = 0
 
     def start(self) -> None:
         """Start the operator and wait until its liveness endpoint answers."""
         assert self.process is None, "already running"
         health_port = free_port()
+        self.metrics_port = free_port()
         argv = [
             sys.executable, "-m", "gyre_operator.cli", "operator",
             "--kubeconfig", str(self.cluster.kubeconfig_path),
-            "--metrics-port", str(free_port()),
+            "--metrics-port", str(self.metrics_port),
             "--health-port", str(health_port),
             "--artifact-root", self.artifact_root,
             "--log-format", "plain",
@@ -119,6 +121,21 @@ class Operator:
             return _healthy(url)
 
         wait_for(up, timeout=30)
+
+    def metric(self, metric: str, **labels: str) -> float:
+        """A sample of the operator's /metrics (0 when absent)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == metric and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return float(sample.value)
+        return 0.0
 
     def kill(self) -> None:
         """SIGKILL: no cleanup handler runs, whatever was in flight is lost."""

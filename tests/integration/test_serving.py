@@ -212,6 +212,13 @@ def test_versions_roll_out_as_canaries_promoted_or_rolled_back(
     failed = status["failedVersions"]
     assert [(f["version"], f["reason"]) for f in failed] == [(3, "AnalysisFailed")], failed
     assert "error rate" in failed[0]["message"]
+    assert process_operator.metric("gyre_rollouts_total", result="RolledBack") >= 1
+    assert process_operator.metric("gyre_rollouts_total", result="Promoted") >= 1
+    outcomes = ("Fail", "Rollback")
+    for outcome in outcomes:
+        assert process_operator.metric(
+            "gyre_canary_analysis_total", namespace=gyre.namespace, name="wine", outcome=outcome
+        ), outcome
     assert status["analysis"]["failures"] == 2  # failureLimit 1: the second failure rolls back
     assert load.statuses[500] > 0  # the canary's own failures, counted by the analysis
     assert load.versions["3"] == 0
@@ -262,6 +269,11 @@ def test_manual_control_with_gateway_api_weights(proc: Gyre, process_operator: O
 
     assert rollout(gyre, "retry", "wine").returncode == 0
     gyre.wait("InferenceService", "wine", lambda o: status_of(o).get("canaryVersion") == 2, 60)
+    process_operator.restart()  # mid-rollout: the new process takes over, creating nothing twice
+    assert process_operator.metric("gyre_canary_weight", namespace=gyre.namespace, name="wine") in (
+        0.0,
+        20.0,
+    )
     promoted = rollout(gyre, "promote", "wine", "--full")
     assert promoted.returncode == 0, promoted.stderr
     done = gyre.wait(
@@ -269,6 +281,10 @@ def test_manual_control_with_gateway_api_weights(proc: Gyre, process_operator: O
     )
     assert status_of(done)["failedVersions"] == []
     assert route_weights(gyre) == [100, 0]
+    deployments, _ = gyre.cluster.call(
+        gyre.cluster.store.list, "apps", "deployments", gyre.namespace
+    )
+    assert [d["metadata"]["name"] for d in deployments] == ["wine-stable"]
     reasons = gyre.event_reasons("InferenceService", "wine")
     wanted = ["RolloutStarted", "RolledBack", "RetryRequested", "RolloutStarted", "Promoted"]
     assert in_order(reasons, wanted), reasons
