@@ -153,6 +153,8 @@ def _request_log(args: argparse.Namespace) -> RequestLog | None:
     if not args.service:
         raise RuntimeFailure("InvalidArgument", "--request-log-root needs --service")
     features = [name.strip() for name in args.features.split(",")] if args.features else None
+    if features is not None and not all(features):
+        raise RuntimeFailure("InvalidArgument", f"--features has an empty name: {args.features!r}")
     # pyarrow loads only when there is a log to write.
     from gyre_runtime.serving.request_log import RequestLog
 

@@ -289,9 +289,10 @@ class InferenceServer:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         self.ready = True
+        port = listener.sockets[0].getsockname()[1] if listener.sockets else config.port
         print(
             f"serving model {self.model.name!r} version {self.model.version!r} "
-            f"({', '.join(self.model.providers)}) on {config.host}:{config.port}",
+            f"({', '.join(self.model.providers)}) on {config.host}:{port}",
             file=sys.stderr,
             flush=True,
         )
