@@ -110,6 +110,13 @@ class Cluster:
         self.apply(plan)
         return plan
 
+    def follow(self) -> Plan:
+        """The reconcile the Deployment watch starts once the canary's pods are ready: the
+        stable side gives up its pods only then; returns its plan."""
+        plan = self.build()
+        self.apply(plan)
+        return plan
+
     def apply(self, plan: Plan) -> None:
         self.obj["status"] = copy.deepcopy(plan.status)
         annotations = self.obj["metadata"].get("annotations") or {}
@@ -185,8 +192,12 @@ def serving(*numbers: int, **spec_fields: Any) -> Cluster:
 
 
 def new_version(cluster: Cluster, number: int = 2) -> Plan:
+    """A new Ready version: the canary starts, and once its pods are ready the stable side
+    shrinks (the follow-up reconcile); returns the first plan."""
     cluster.versions.append(servable_version(number))
-    return cluster.reconcile()
+    plan = cluster.reconcile()
+    cluster.follow()
+    return plan
 
 
 def reasons(plan: Plan) -> list[str]:
@@ -381,8 +392,9 @@ def test_new_version_starts_a_canary_beside_the_stable_one() -> None:
             "rolling version 2 out as a canary beside version 1: step 1 of 2 at weight 25%",
         ),
     )
-    # Replica routing: one pod of four serves the canary, three the stable version.
-    assert names(plan) == ["Deployment/iris-svc-stable", "Deployment/iris-svc-canary"]
+    # Replica routing: one pod of four serves the canary, three the stable version; the
+    # stable side shrinks only once the canary's pod is ready (new_version's follow-up).
+    assert names(plan) == ["Deployment/iris-svc-canary"]
     assert cluster.pods() == {STABLE: (3, 1), CANARY: (1, 2)}
     status = plan.status
     assert status["stableVersion"] == 1
@@ -437,6 +449,7 @@ def test_passing_readings_advance_the_steps_and_promote() -> None:
     assert plan.status["stepStartedAt"] == at(75)
     assert plan.status["analysis"]["passes"] == 0
     assert plan.status["canaryWeight"] == 50
+    cluster.follow()
     assert cluster.pods() == {STABLE: (2, 1), CANARY: (2, 2)}
     assert progressing(plan) == ("True", "Progressing", "version 2 at step 2 of 2, weight 50%")
 
@@ -685,6 +698,7 @@ def test_promote_skips_one_step_at_a_time() -> None:
     )
     assert plan.cleared_annotations == (ACTION_ANNOTATION,)
     assert plan.status["currentStep"] == 1
+    cluster.follow()
     assert cluster.pods() == {STABLE: (2, 1), CANARY: (2, 2)}
     act(cluster, "promote")
     plan = cluster.reconcile()
@@ -791,9 +805,10 @@ def test_spec_change_mid_rollout_restarts_from_step_zero() -> None:
     assert status["currentStep"] == 0
     assert status["stepStartedAt"] == at(85)
     assert status["analysis"] == {"failures": 0, "passes": 0}
-    # 25% of 10 pods: 2.5 rounds to 2, so 20% really goes to the canary.
-    assert cluster.pods() == {STABLE: (8, 1), CANARY: (2, 2)}
-    assert status["canaryWeight"] == 20
+    # 25% of 10 pods: 2.5 rounds up to 3, so 30% really goes to the canary.
+    cluster.follow()
+    assert cluster.pods() == {STABLE: (7, 1), CANARY: (3, 2)}
+    assert status["canaryWeight"] == 30
     # The failure before the change no longer counts: one more is tolerated.
     plan = cluster.reconcile(ERRORS, after=30)
     assert reasons(plan) == ["AnalysisFailed"]
@@ -838,7 +853,8 @@ def test_pinning_the_stable_version_again_cancels_the_canary() -> None:
 
 def test_rollout_without_steps_replaces_the_stable_version_at_once() -> None:
     cluster = serving(1, rollout={"steps": [], "analysis": ANALYSIS})
-    plan = new_version(cluster)
+    cluster.versions.append(servable_version(2))
+    plan = cluster.reconcile()
     assert cluster.pods() == {STABLE: (4, 2)}
     assert progressing(plan)[:2] == ("True", "Promoting")
     plan = cluster.reconcile()
@@ -944,7 +960,12 @@ def test_children_deleted_by_hand_are_made_again() -> None:
     del cluster.deployments[CANARY]
     del cluster.services["iris-svc"]
     plan = cluster.build()
-    assert names(plan) == ["Deployment/iris-svc-canary", "Service/iris-svc"]
+    # Until the canary's pods are back, the stable side serves on all four pods again.
+    assert names(plan) == [
+        "Deployment/iris-svc-stable",
+        "Deployment/iris-svc-canary",
+        "Service/iris-svc",
+    ]
 
 
 def test_a_child_changed_by_hand_is_applied_again() -> None:
@@ -962,7 +983,8 @@ def test_stages_of_a_rollout_are_settled() -> None:
     cluster.assert_settled()
     cluster.reconcile(GOOD, after=30)
     cluster.assert_settled()
-    cluster.reconcile(GOOD, after=30)
+    cluster.reconcile(GOOD, after=30)  # the next step: the canary grows first
+    cluster.follow()  # then, its pods ready, the stable side shrinks
     cluster.assert_settled()
     cluster.held.add(STABLE)
     cluster.reconcile(GOOD, after=60)  # promoting, the stable Deployment rolling out

@@ -300,7 +300,9 @@ def _run_canary(build: _Build, action: str | None) -> None:
         return
     weight = steps[status.current_step or 0].weight
     stable_pods, canary_pods = split_replicas(total, weight, spec.traffic_routing.type)
-    _keep_stable_at(build, stable_pods)
+    # The stable side gives up pods only once the canary's are ready: capacity never drops.
+    canary_ready = ready_pods(build.observed.deployments.get(Track.CANARY)) >= canary_pods
+    _keep_stable_at(build, stable_pods if canary_ready else max(stable_pods, total))
     build.sides.append(Side(Track.CANARY, canary, canary_pods))
     status.canary_weight = effective_weight(
         stable_pods, canary_pods, weight, spec.traffic_routing.type

@@ -76,7 +76,8 @@ def split_replicas(total: int, weight: int, routing: RoutingType) -> tuple[int, 
         return total, max(1, math.ceil(total * weight / 100))
     if total < 2:
         return 1, 1
-    canary = min(total - 1, max(1, round(total * weight / 100)))
+    # Half rounds up (Python's round() would round half to even: 25% of 10 pods gives 3).
+    canary = min(total - 1, max(1, math.floor(total * weight / 100 + 0.5)))
     return total - canary, canary
 
 
