@@ -23,8 +23,9 @@ from gyre_runtime.result import RuntimeFailure
 
 Array = npt.NDArray[Any]
 
-# Open Inference Protocol datatypes as numpy dtypes, little-endian as the binary extension
-# carries them; strings are Python objects, as onnxruntime takes and returns them.
+# Every Open Inference Protocol datatype (all that model_artifact's signatures name) as a
+# numpy dtype, little-endian as the binary extension carries them; strings are Python
+# objects, as onnxruntime takes and returns them.
 DTYPES: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype(np.bool_),
     "UINT8": np.dtype("<u1"),
@@ -94,11 +95,6 @@ def load(
     # onnx raises DecodeError, ValueError, ... for what is not a model.
     except Exception as error:
         raise RuntimeFailure("InvalidModel", f"{path} is not an ONNX model: {error}") from error
-    for tensor in signature.inputs:
-        if tensor.datatype not in DTYPES:
-            raise RuntimeFailure(
-                "InvalidModel", f"{path}: input {tensor.name!r} has unsupported {tensor.datatype}"
-            )
     providers = _providers()
     model = ServedModel(
         name, version, sha256, signature, providers, _session(path, providers, threads)
