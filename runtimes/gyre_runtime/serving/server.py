@@ -61,7 +61,7 @@ class ServerConfig:
 
     host: str
     port: int
-    max_batch_rows: int = 64
+    max_batch_rows: int = 256
     max_batch_delay: float = 0.0
     max_body_bytes: int = 64 * 1024 * 1024
     max_header_bytes: int = 16 * 1024
