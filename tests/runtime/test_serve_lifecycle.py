@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import signal
 import socket
 import threading
@@ -244,6 +245,7 @@ def test_requests_are_logged_for_drift_checks(wine: Path, tmp_path: Path) -> Non
     assert table["model_version"] == ["2"] * 5
     assert table["request_id"][:2] == ["with-id", "with-id"]
     generated = table["request_id"][2]
-    assert len(generated) == 32 and set(table["request_id"][2:]) == {generated}
+    assert re.fullmatch(r"[0-9a-f]{12}-[0-9]+", generated), generated
+    assert set(table["request_id"][2:]) == {generated}
     np.testing.assert_allclose(table["alcohol"], rows[:, 0])
     assert "output.label" in table and len(table["output.probabilities_0"]) == 5

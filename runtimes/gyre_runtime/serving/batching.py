@@ -15,7 +15,7 @@ make the model fail get the error.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
@@ -44,7 +44,8 @@ JobT = TypeVar("JobT", bound=Batchable)
 Run = Callable[[dict[str, Array]], list[Array]]
 # Called once per run: its requests, in the order of their rows in the outputs, and the
 # outputs; or one request and the error its run (alone) raised.
-Done = Callable[[list[JobT], list[Array] | Exception], None]
+# (the jobs of a run, its outputs or why it failed, the inputs it ran on)
+Done = Callable[[list[JobT], list[Array] | Exception, Mapping[str, Array]], None]
 
 
 class Batcher(Generic[JobT]):
@@ -110,9 +111,9 @@ class Batcher(Generic[JobT]):
             outputs = self._run(job.inputs)
         # onnxruntime raises plain exceptions (Fail, InvalidArgument, ...) for a failed run.
         except Exception as error:
-            self._done([job], error)
+            self._done([job], error, job.inputs)
             return
-        self._done([job], outputs)
+        self._done([job], outputs, job.inputs)
 
     def _together(self, group: list[JobT]) -> None:
         names = list(group[0].inputs)
@@ -128,4 +129,4 @@ class Batcher(Generic[JobT]):
             for job in group:
                 self._alone(job)
             return
-        self._done(group, outputs)
+        self._done(group, outputs, feed)

@@ -301,12 +301,6 @@ class RunOutputs:
         row = len(data) // len(array)
         return data[start * row : end * row]
 
-    def rows(self, start: int, end: int) -> list[Array]:
-        """Every output's rows start:end, as arrays."""
-        if not self.stacked:
-            return list(self.arrays)
-        return [array[start:end] for array in self.arrays]
-
 
 class _InputDecoder:
     """Decodes one model input from its request entry, checked against its signature."""

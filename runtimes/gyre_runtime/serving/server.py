@@ -30,6 +30,7 @@ from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
+import numpy as np
 import orjson
 
 from gyre_runtime.result import RuntimeFailure
@@ -86,6 +87,8 @@ class InferenceServer:
         self.metrics = ServingMetrics(model.name, model.version, model.sha256, self._in_flight)
         self._codec = Codec(model)
         self._log = request_log
+        self._id_prefix = uuid.uuid4().hex[:12]
+        self._ids = 0
         self._batcher: Batcher[Infer] = Batcher(
             model.run,
             self._done,
@@ -221,7 +224,9 @@ class InferenceServer:
         self.in_flight += 1
         self._batcher.submit(job)
 
-    def _done(self, jobs: list[Infer], result: list[Array] | Exception) -> None:
+    def _done(
+        self, jobs: list[Infer], result: list[Array] | Exception, feed: Mapping[str, Array]
+    ) -> None:
         """Answer the requests of one run, count them, log them."""
         self.in_flight -= len(jobs)
         finished = time.perf_counter()
@@ -253,15 +258,23 @@ class InferenceServer:
                 header = b"inference-header-content-length: %d\r\n" % json_length
                 request.respond(200, body, OCTET_STREAM, header)
             metrics.answered(200, finished - request.started)
-            if self._log is not None:
-                self._record(job, run.rows(start, end))
             start = end
+        if self._log is not None:
+            self._record(jobs, feed, result)
 
-    def _record(self, job: Infer, outputs: list[Array]) -> None:
+    def _record(self, jobs: list[Infer], feed: Mapping[str, Array], outputs: list[Array]) -> None:
+        """Log one run: one call for all its requests (a request the encoder failed on is
+        logged too: the model answered it)."""
         assert self._log is not None
-        request_id = job.id if job.id is not None else uuid.uuid4().hex
+        ids = [job.id if job.id is not None else self._generated_id() for job in jobs]
+        counts = np.fromiter((job.rows for job in jobs), dtype=np.int64, count=len(jobs))
         named = dict(zip(self.model.output_names, outputs, strict=True))
-        self._log.record(request_id, self.model.version, job.inputs, named, time.time())
+        self._log.record_run(ids, counts, self.model.version, feed, named, time.time())
+
+    def _generated_id(self) -> str:
+        # Unique per process start and request, for the log only; cheaper than uuid4.
+        self._ids += 1
+        return f"{self._id_prefix}-{self._ids}"
 
     def _in_flight(self) -> int:
         return self.in_flight
