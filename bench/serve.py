@@ -7,6 +7,8 @@ outputs `label` and `probabilities`). Every server serves the same file in turn,
 core with taskset while wrk (-t1) loads it from another core over 127.0.0.1:
   gyre        gyre-runtime serve with its request log on (--request-log-root file://<tmp>),
               and with --max-batch-size 1 at 1 connection, batch 1 (latency without batching);
+  gyre-sampled  gyre-runtime serve logging a 10% sample of requests (--request-log-sample-rate
+              0.1), a production setting when traffic is heavy;
   gyre-nolog  gyre-runtime serve without the request log;
   kserve      kserve's ModelServer (its defaults: uvicorn access log and a latency log line per
               request, both to a file; gRPC off) with a kserve.Model subclass around
@@ -22,7 +24,7 @@ one wrk run after a warm-up at the same connection count; requests/s, p50 and p9
 wrk's Lua `done` hook (latency from the first byte sent to the whole response read).
 
     python bench/serve.py [--duration 5] [--connections 1,8,32] [--models rf,gb]
-                          [--servers gyre,gyre-nolog,kserve,fastapi,ort] [--quick]
+                          [--servers gyre,gyre-sampled,gyre-nolog,kserve,fastapi,ort] [--quick]
 
 Needs wrk (Debian: apt-get install -y wrk) and, for kserve and FastAPI,
 pip install -e '.[bench]'.
@@ -65,7 +67,7 @@ MODEL_DESCRIPTIONS = {
     "rf": "RandomForestClassifier, 100 trees",
     "gb": "GradientBoostingClassifier, 100 trees of depth 3",
 }
-SERVERS = ("gyre", "gyre-nolog", "kserve", "fastapi", "ort")
+SERVERS = ("gyre", "gyre-sampled", "gyre-nolog", "kserve", "fastapi", "ort")
 SERVER_LABELS = {"gyre-nobatch": "gyre --max-batch-size 1"}
 # The packages each comparison server needs (gyre's are the project's own).
 SERVER_PACKAGES = {"kserve": ("kserve",), "fastapi": ("fastapi", "uvicorn")}
@@ -317,7 +319,8 @@ def free_port() -> int:
 
 
 def server_command(kind: str, model: Path, name: str, port: int, work: Path) -> list[str]:
-    """The command line of one server (gyre, gyre-nolog, gyre-nobatch, kserve or fastapi)."""
+    """The command line of one server (gyre, gyre-sampled, gyre-nolog, gyre-nobatch, kserve
+    or fastapi)."""
     if kind.startswith("gyre"):
         command = [
             sys.executable, "-m", "gyre_runtime.cli", "serve", "--model", str(model),
@@ -326,6 +329,8 @@ def server_command(kind: str, model: Path, name: str, port: int, work: Path) -> 
         if kind != "gyre-nolog":
             root = work / f"requests-{kind}-{name}"
             command += ["--request-log-root", root.as_uri(), "--service", "bench"]
+        if kind == "gyre-sampled":
+            command += ["--request-log-sample-rate", "0.1"]
         if kind == "gyre-nobatch":
             command += ["--max-batch-size", "1"]
         return command
