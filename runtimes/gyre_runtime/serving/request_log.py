@@ -39,6 +39,7 @@ import concurrent.futures
 import contextlib
 import itertools
 import queue
+import random
 import re
 import sys
 import threading
@@ -124,7 +125,7 @@ class RequestLog:
         self._max_rows = max_rows
         self._max_interval = max_interval
         self._sample_rate = sample_rate
-        self._random = np.random.default_rng(seed)
+        self._coin = random.Random(seed)
         self._max_pending = max_pending_batches
         self._retry_delays = tuple(retry_delays)
         self._close_timeout = close_timeout
@@ -167,12 +168,22 @@ class RequestLog:
         Arrays carry the request's rows along axis 0; `timestamp` is in seconds since the
         epoch. The arrays must not be changed afterwards: they are written later.
         """
+        if not self.sampled():
+            return
         rows = _row_counts(inputs, outputs)
         if len(rows) != 1:
             self.rows_dropped += max(rows, default=0)
             return
         counts = np.array([rows.pop()], dtype=np.int64)
         self.record_run([request_id], counts, model_version, inputs, outputs, timestamp)
+
+    def sampled(self) -> bool:
+        """Whether to log the next run, drawn at the sample rate. A whole run is logged or
+        not (its requests were batched together, so they are whole requests either way);
+        cheap, so the server asks before it prepares a run for record_run()."""
+        return not self._closed and (
+            self._sample_rate >= 1.0 or self._coin.random() < self._sample_rate
+        )
 
     def record_run(
         self,
@@ -183,29 +194,16 @@ class RequestLog:
         outputs: Mapping[str, Array],
         timestamp: float,
     ) -> None:
-        """Sample the requests of one model run (on the event loop): one call per run, not
-        per request, keeps the loop's share small. The arrays hold the run's rows, request
-        after request (`counts[i]` rows for `request_ids[i]`); a request is logged whole or
-        not at all. The arrays must not be changed afterwards: they are written later."""
+        """Log the requests of one model run that sampled() chose (on the event loop): one
+        call per run, not per request, keeps the loop's share small. The arrays hold the
+        run's rows, request after request (`counts[i]` rows for `request_ids[i]`). The
+        arrays must not be changed afterwards: they are written later."""
         if self._closed:
             return
         rows = int(counts.sum())
         if _row_counts(inputs, outputs) != {rows} or len(request_ids) != len(counts):
             self.rows_dropped += rows
             return
-        if self._sample_rate < 1.0:
-            kept = self._random.random(len(counts)) < self._sample_rate
-            if not kept.any():
-                return
-            if not kept.all():
-                row_kept = np.repeat(kept, counts)
-                inputs = {name: array[row_kept] for name, array in inputs.items()}
-                outputs = {name: array[row_kept] for name, array in outputs.items()}
-                request_ids = [
-                    i for i, keep in zip(request_ids, kept.tolist(), strict=True) if keep
-                ]
-                counts = counts[kept]
-                rows = int(counts.sum())
         if not rows:
             return
         run = _Run(request_ids, counts, model_version, timestamp, rows, inputs, outputs)

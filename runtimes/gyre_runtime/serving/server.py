@@ -259,7 +259,7 @@ class InferenceServer:
                 request.respond(200, body, OCTET_STREAM, header)
             metrics.answered(200, finished - request.started)
             start = end
-        if self._log is not None:
+        if self._log is not None and self._log.sampled():
             self._record(jobs, feed, result)
 
     def _record(self, jobs: list[Infer], feed: Mapping[str, Array], outputs: list[Array]) -> None:
