@@ -26,12 +26,14 @@ from builders_fixtures import (
     with_server_defaults,
 )
 
+from gyre_operator.api import InferenceService
 from gyre_operator.api.common import format_timestamp
 from gyre_operator.api.inference import TrafficFigures
 from gyre_operator.builders.inferenceservice import (
     ACTION_ANNOTATION,
     Reading,
     ServingObserved,
+    analysis_due,
     build_inferenceservice,
 )
 from gyre_operator.builders.plan import NORMAL, WARNING, EventRecord, Plan
@@ -993,3 +995,26 @@ def test_stages_of_a_rollout_are_settled() -> None:
     cluster.reconcile()
     assert cluster.obj["status"]["stableVersion"] == 2
     cluster.assert_settled()
+
+
+# ---- when figures are read ----
+
+
+@pytest.mark.parametrize(
+    ("status", "ready_pods", "seconds", "due"),
+    [
+        ({}, 1, 0, False),  # no canary
+        ({"canaryVersion": 2, "currentStep": 0}, 0, 0, False),  # no canary pod ready
+        ({"canaryVersion": 2, "currentStep": 0}, 1, 0, True),  # never read
+        ({"canaryVersion": 2, "currentStep": 2}, 1, 0, False),  # promoting: nothing to judge
+        ({"canaryVersion": 2, "currentStep": 0, "analysis": {"lastTime": at(0)}}, 1, 29, False),
+        ({"canaryVersion": 2, "currentStep": 0, "analysis": {"lastTime": at(0)}}, 1, 30, True),
+    ],
+)
+def test_analysis_is_due_every_interval_while_a_step_runs(
+    status: dict[str, Any], ready_pods: int, seconds: int, due: bool
+) -> None:
+    obj = isvc()
+    obj["status"] = {"stableVersion": 1, **status}
+    service = InferenceService.model_validate(obj)
+    assert analysis_due(service, ready_pods, NOW + timedelta(seconds=seconds)) is due

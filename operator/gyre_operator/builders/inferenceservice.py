@@ -143,6 +143,22 @@ def resolve_target(
     return Target(max(candidates, key=lambda v: v.spec.version))
 
 
+def analysis_due(isvc: InferenceService, canary_ready_pods: int, now: datetime) -> bool:
+    """Whether the canary's figures are to be read now: a step is running, the canary has a
+    ready pod, and an analysis interval passed since the last reading."""
+    status = isvc.status or InferenceServiceStatus()
+    if (
+        status.canary_version is None
+        or status.current_step is None
+        or status.current_step >= len(isvc.spec.rollout.steps)
+        or canary_ready_pods == 0
+    ):
+        return False
+    last = _parse_time(status.analysis.last_time if status.analysis else None)
+    interval = parse_duration(isvc.spec.rollout.analysis.interval)
+    return last is None or now - last >= interval
+
+
 def build_inferenceservice(
     obj: dict[str, Any], observed: ServingObserved, config: OperatorConfig, now: datetime
 ) -> Plan:

@@ -11,11 +11,11 @@ from typing import Any
 import kopf
 
 from gyre_operator.api import GROUP, VERSION, InferenceService, ModelVersion
-from gyre_operator.api.common import parse_duration
 from gyre_operator.api.inference import InferenceServiceStatus, RoutingType
 from gyre_operator.builders.inferenceservice import (
     Reading,
     ServingObserved,
+    analysis_due,
     build_inferenceservice,
 )
 from gyre_operator.builders.naming import MANAGED_BY
@@ -83,20 +83,10 @@ async def _reading(
     deployments: dict[Track, dict[str, Any]],
 ) -> Reading | None:
     """The figures of the interval since the last reading, when a canary runs and one is due."""
+    if not analysis_due(isvc, ready_pods(deployments.get(Track.CANARY)), datetime.now(UTC)):
+        return None
     status = isvc.status or InferenceServiceStatus()
-    steps = isvc.spec.rollout.steps
-    if (
-        status.canary_version is None
-        or status.current_step is None
-        or status.current_step >= len(steps)
-        or ready_pods(deployments.get(Track.CANARY)) == 0
-    ):
-        return None
     analysis = isvc.spec.rollout.analysis
-    interval = parse_duration(analysis.interval)
-    last = status.analysis.last_time if status.analysis else None
-    if last and datetime.now(UTC) - datetime.fromisoformat(last) < interval:
-        return None
     namespace, name = key_of(obj)
     versions = {Track.CANARY: status.canary_version, Track.STABLE: status.stable_version}
     if analysis.prometheus is not None:
