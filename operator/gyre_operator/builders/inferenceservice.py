@@ -87,7 +87,8 @@ class _Build:
     observed: ServingObserved
     now: datetime
     status: InferenceServiceStatus
-    versions: dict[int, ModelVersion]
+    registered: dict[int, ModelVersion]  # every readable version of the model
+    versions: dict[int, ModelVersion]  # the Ready ones
     events: list[EventRecord] = field(default_factory=list)
     sides: list[Side] = field(default_factory=list)
     untouched: set[Track] = field(default_factory=set)
@@ -101,18 +102,25 @@ def action_of(obj: dict[str, Any]) -> str | None:
     return str(value).strip() if value else None
 
 
-def ready_versions(observed: ServingObserved, model: str) -> dict[int, ModelVersion]:
-    """The Ready ModelVersions of the model, by version number."""
+def model_versions(observed: ServingObserved, model: str) -> dict[int, ModelVersion]:
+    """The ModelVersions of the model, whatever their phase, by version number."""
     found: dict[int, ModelVersion] = {}
     for raw in observed.versions:
         try:
             version = ModelVersion.model_validate(raw)
         except ValueError:
             continue  # a ModelVersion the API server took but Gyre cannot read serves nothing
-        phase = version.status.phase if version.status else None
-        if version.spec.model == model and phase == ModelVersionPhase.READY:
+        if version.spec.model == model:
             found[version.spec.version] = version
     return found
+
+
+def _ready(versions: dict[int, ModelVersion]) -> dict[int, ModelVersion]:
+    return {
+        number: version
+        for number, version in versions.items()
+        if version.status is not None and version.status.phase == ModelVersionPhase.READY
+    }
 
 
 def resolve_target(
@@ -165,9 +173,10 @@ def build_inferenceservice(
     """The plan for an InferenceService: its serving children, rollout step and status."""
     isvc = InferenceService.model_validate(obj)
     old = isvc.status or InferenceServiceStatus()
+    registered = model_versions(observed, isvc.spec.model)
     build = _Build(
-        obj=obj, isvc=isvc, observed=observed, now=now,
-        status=old.model_copy(deep=True), versions=ready_versions(observed, isvc.spec.model),
+        obj=obj, isvc=isvc, observed=observed, now=now, status=old.model_copy(deep=True),
+        registered=registered, versions=_ready(registered),
     )  # fmt: skip
     action = action_of(obj)
     if action is not None:
@@ -257,26 +266,12 @@ def _deploy_stable(build: _Build, version: ModelVersion) -> None:
 def _keep_stable(build: _Build) -> None:
     """Serve the stable version on all replicas, if there is one."""
     number = build.status.stable_version
-    version = build.versions.get(number) if number is not None else None
-    if version is None and number is not None:
-        version = _any_version(build, number)
+    # Ready or not: a stable version keeps serving when its ModelVersion is no longer Ready.
+    version = build.registered.get(number) if number is not None else None
     if version is not None:
         build.sides.append(Side(Track.STABLE, version, build.isvc.spec.runtime.replicas))
     elif number is not None:
         build.untouched.add(Track.STABLE)  # its ModelVersion is gone: leave what runs alone
-
-
-def _any_version(build: _Build, number: int) -> ModelVersion | None:
-    """A ModelVersion of the model by number, Ready or not (a stable version keeps serving
-    even when its ModelVersion is no longer Ready)."""
-    for raw in build.observed.versions:
-        try:
-            version = ModelVersion.model_validate(raw)
-        except ValueError:
-            continue
-        if version.spec.model == build.isvc.spec.model and version.spec.version == number:
-            return version
-    return None
 
 
 def _start_canary(build: _Build, number: int, reason: str) -> None:
@@ -308,7 +303,7 @@ def _run_canary(build: _Build, action: str | None) -> None:
     if status.canary_version is None:
         _keep_stable(build)
         return
-    canary = build.versions.get(status.canary_version) or _any_version(build, status.canary_version)
+    canary = build.registered.get(status.canary_version)
     assert canary is not None  # the target version, found among the Ready ones
     total = spec.runtime.replicas
     if status.current_step is not None and status.current_step >= len(steps):
@@ -606,6 +601,4 @@ def _url(obj: dict[str, Any]) -> str:
 
 
 def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text) if text else None
