@@ -14,7 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from gyre_operator.api import InferenceService, ModelVersion, to_wire
-from gyre_operator.api.common import Condition, format_timestamp, parse_duration, set_condition
+from gyre_operator.api.common import (
+    format_timestamp,
+    get_condition,
+    parse_duration,
+    set_condition,
+)
 from gyre_operator.api.inference import (
     AnalysisStatus,
     FailedVersion,
@@ -452,11 +457,6 @@ def _promote(build: _Build, canary: ModelVersion) -> None:
         build.sides.append(Side(Track.CANARY, canary, int(running["spec"].get("replicas", 1))))
 
 
-def _end_canary(build: _Build, reason: str, message: str) -> None:
-    build.events.append(EventRecord(NORMAL, reason, message))
-    _clear_canary(build.status)
-
-
 def _clear_canary(status: InferenceServiceStatus) -> None:
     status.canary_version = None
     status.canary_weight = 0
@@ -484,7 +484,7 @@ def _conditions(build: _Build, target: Target) -> None:
         status.conditions, ready, reason, message, generation=generation, now=build.now
     )
     progressing, reason, message = _progress(build)
-    if progressing or _has_condition(status.conditions, PROGRESSING):
+    if progressing or get_condition(status.conditions, PROGRESSING) is not None:
         status.conditions = set_condition(
             status.conditions, PROGRESSING, progressing, reason, message,
             observed_generation=generation, now=build.now,
@@ -512,7 +512,7 @@ def _progress(build: _Build) -> tuple[bool, str, str]:
                 f"weight {status.canary_weight}%"
             ),
         )
-    last = _condition_reason(status.conditions, PROGRESSING)
+    last = _progress_reason(status)
     result = build.rollout_result or (last if last != "Progressing" else None) or "Idle"
     if result == "Promoted":
         return False, result, f"version {status.stable_version} was promoted"
@@ -540,17 +540,14 @@ def _phase(build: _Build, ready: bool) -> InferenceServicePhase:
             return InferenceServicePhase.FAILED
         return InferenceServicePhase.PROGRESSING
     # A rollback stays visible until the next rollout starts.
-    if _condition_reason(status.conditions, PROGRESSING) == "RolledBack":
+    if _progress_reason(status) == "RolledBack":
         return InferenceServicePhase.ROLLED_BACK
     return InferenceServicePhase.READY
 
 
-def _has_condition(conditions: list[Condition], condition_type: str) -> bool:
-    return any(c.type == condition_type for c in conditions)
-
-
-def _condition_reason(conditions: list[Condition], condition_type: str) -> str | None:
-    return next((c.reason for c in conditions if c.type == condition_type), None)
+def _progress_reason(status: InferenceServiceStatus) -> str | None:
+    found = get_condition(status.conditions, PROGRESSING)
+    return found.reason if found is not None else None
 
 
 def _children(
