@@ -35,6 +35,8 @@ from gyre_operator.builders.inferenceservice import (
     ServingObserved,
     analysis_due,
     build_inferenceservice,
+    rollout_result,
+    services_serving,
 )
 from gyre_operator.builders.plan import NORMAL, WARNING, EventRecord, Plan
 from gyre_operator.builders.serving import TRACK_LABEL, Track, covers, deployment_version
@@ -1018,3 +1020,34 @@ def test_analysis_is_due_every_interval_while_a_step_runs(
     obj["status"] = {"stableVersion": 1, **status}
     service = InferenceService.model_validate(obj)
     assert analysis_due(service, ready_pods, NOW + timedelta(seconds=seconds)) is due
+
+
+# ---- what follows from a status ----
+
+
+def test_services_serving_a_version_are_those_with_it_on_either_side() -> None:
+    services = [
+        {"metadata": {"name": "b"}, "status": {"stableVersion": 2, "canaryVersion": 3}},
+        {"metadata": {"name": "a"}, "status": {"stableVersion": 3}},
+        {"metadata": {"name": "c"}},
+    ]
+    assert services_serving(services, 3) == ["a", "b"]
+    assert services_serving(services, 2) == ["b"]
+    assert services_serving(services, 1) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "result"),
+    [
+        ({"stableVersion": 1, "canaryVersion": 2}, {"stableVersion": 2}, "Promoted"),
+        (
+            {"stableVersion": 1, "canaryVersion": 2},
+            {"stableVersion": 1, "failedVersions": [{"version": 2}]},
+            "RolledBack",
+        ),
+        ({"stableVersion": 1, "canaryVersion": 2}, {"stableVersion": 1, "canaryVersion": 2}, None),
+        ({}, {"stableVersion": 1}, None),  # a first deployment is no rollout
+    ],
+)
+def test_rollout_result(old: dict[str, Any], new: dict[str, Any], result: str | None) -> None:
+    assert rollout_result(old, new) == result

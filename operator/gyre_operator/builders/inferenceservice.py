@@ -156,6 +156,27 @@ def resolve_target(
     return Target(max(candidates, key=lambda v: v.spec.version))
 
 
+def services_serving(services: list[dict[str, Any]], version: int) -> list[str]:
+    """The names of the InferenceServices whose stable or canary side serves a version
+    (what its ModelVersion's status.servedBy lists), sorted."""
+    return sorted(
+        service["metadata"]["name"]
+        for service in services
+        if version
+        in ((service.get("status") or {}).get(k) for k in ("stableVersion", "canaryVersion"))
+    )
+
+
+def rollout_result(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """How a rollout ended between two statuses: RolledBack (a version joined
+    failedVersions), Promoted (the canary's version became stable), or None."""
+    if len(new.get("failedVersions") or []) > len(old.get("failedVersions") or []):
+        return "RolledBack"
+    if old.get("canaryVersion") and new.get("stableVersion") == old.get("canaryVersion"):
+        return "Promoted"
+    return None
+
+
 def analysis_due(isvc: InferenceService, canary_ready_pods: int, now: datetime) -> bool:
     """Whether the canary's figures are to be read now: a step is running, the canary has a
     ready pod, and an analysis interval passed since the last reading."""

@@ -17,6 +17,8 @@ from gyre_operator.builders.inferenceservice import (
     ServingObserved,
     analysis_due,
     build_inferenceservice,
+    rollout_result,
+    services_serving,
 )
 from gyre_operator.builders.naming import MANAGED_BY
 from gyre_operator.builders.serving import (
@@ -105,14 +107,14 @@ def account(context: Context, obj: dict[str, Any], old: dict[str, Any]) -> None:
     new = obj.get("status") or {}
     CANARY_WEIGHT.labels(namespace=namespace, name=name).set(new.get("canaryWeight", 0))
     analysis, before = new.get("analysis") or {}, old.get("analysis") or {}
-    result = str(analysis.get("lastResult") or "")
-    if analysis.get("lastTime") and analysis.get("lastTime") != before.get("lastTime") and result:
-        outcome = result.split(":", 1)[0]
+    last_result = str(analysis.get("lastResult") or "")
+    read = analysis.get("lastTime") and analysis.get("lastTime") != before.get("lastTime")
+    if read and last_result:
+        outcome = last_result.split(":", 1)[0]
         ANALYSIS_OUTCOMES.labels(namespace=namespace, name=name, outcome=outcome).inc()
-    if len(new.get("failedVersions") or []) > len(old.get("failedVersions") or []):
-        ROLLOUTS.labels(result="RolledBack").inc()
-    elif old.get("canaryVersion") and new.get("stableVersion") == old.get("canaryVersion"):
-        ROLLOUTS.labels(result="Promoted").inc()
+    result = rollout_result(old, new)
+    if result is not None:
+        ROLLOUTS.labels(result=result).inc()
 
 
 async def settle_served_by(context: Context, obj: dict[str, Any]) -> None:
@@ -121,13 +123,7 @@ async def settle_served_by(context: Context, obj: dict[str, Any]) -> None:
     model = str(obj["spec"]["model"])
     services = context.cache(KIND).group((namespace, model))
     for version in context.cache(ModelVersion.info.kind).group((namespace, model)):
-        number = version["spec"]["version"]
-        wanted = sorted(
-            key_of(s)[1]
-            for s in services
-            if number
-            in ((s.get("status") or {}).get(k) for k in ("stableVersion", "canaryVersion"))
-        )
+        wanted = services_serving(services, version["spec"]["version"])
         if sorted((version.get("status") or {}).get("servedBy") or []) != wanted:
             updated = await context.kube.patch_served_by(version, wanted)
             context.cache(ModelVersion.info.kind).put(updated)
