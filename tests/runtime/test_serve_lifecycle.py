@@ -37,21 +37,7 @@ from sklearn.linear_model import LogisticRegression
 
 from gyre_runtime.cli import main
 
-WINE_FEATURES = [
-    "alcohol",
-    "malic_acid",
-    "ash",
-    "alcalinity_of_ash",
-    "magnesium",
-    "total_phenols",
-    "flavanoids",
-    "nonflavanoid_phenols",
-    "proanthocyanins",
-    "color_intensity",
-    "hue",
-    "od280/od315_of_diluted_wines",
-    "proline",
-]
+WINE_FEATURES = [str(name) for name in load_wine().feature_names]
 
 
 @pytest.fixture(scope="module")
