@@ -36,6 +36,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from gyre_runtime import storage
+from gyre_runtime.arguments import json_object
 from gyre_runtime.result import RuntimeFailure
 from gyre_runtime.tables import FORMATS, ColumnType, load_table, numeric_column
 
@@ -80,8 +81,8 @@ def _non_negative(text: str) -> int:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Profile the data set, write profile.json and sample.parquet, return the result."""
-    schema = _json_argument("--schema", args.schema)
-    rules = _json_argument("--validation", args.validation)
+    schema = json_object("--schema", args.schema)
+    rules = json_object("--validation", args.validation)
     features, target = declared_columns(schema)
     loaded = load_table(
         args.source, args.format, columns_types={column.name: column.type for column in features}
@@ -133,18 +134,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "features": len(document["features"]),
         "violations": [],
     }
-
-
-def _json_argument(flag: str, text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise RuntimeFailure("InvalidArguments", f"{flag} is not JSON: {error}") from error
-    if not isinstance(value, dict):
-        raise RuntimeFailure("InvalidArguments", f"{flag} must be a JSON object")
-    return value
 
 
 def _write(uri: str, data: bytes) -> None:

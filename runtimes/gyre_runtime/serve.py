@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gyre_runtime.arguments import json_object
 from gyre_runtime.result import RuntimeFailure
 from gyre_runtime.serving import model as served_model
 from gyre_runtime.serving.server import InferenceServer, ServerConfig
@@ -96,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Load the model, serve it until SIGTERM, return a summary."""
     config = _config(args)
-    parameters = _parameters(args.parameters)
+    parameters = json_object("--parameters", args.parameters) or {}
     model = served_model.load(args.model, args.name, args.version, args.sha256, args.threads)
     server = InferenceServer(model, config, parameters, _request_log(args))
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
@@ -138,18 +138,6 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         shutdown_delay=args.shutdown_delay,
         drain_timeout=args.drain_timeout,
     )
-
-
-def _parameters(text: str | None) -> dict[str, Any]:
-    if text is None:
-        return {}
-    try:
-        parameters = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise RuntimeFailure("InvalidArgument", f"--parameters is not JSON: {error}") from error
-    if not isinstance(parameters, dict):
-        raise RuntimeFailure("InvalidArgument", f"--parameters must be a JSON object, not {text}")
-    return parameters
 
 
 def _request_log(args: argparse.Namespace) -> RequestLog | None:
