@@ -30,6 +30,7 @@ from gyre_operator.builders.serving import (
     deployment_version,
     effective_weight,
     pod_problem,
+    pod_ready,
     ready_pods,
     rolled_out,
     split_replicas,
@@ -686,3 +687,16 @@ def test_pods_starting_normally_have_no_problem(reason: str) -> None:
     # Every new serving pod passes through these; they are no reason to call it Failed.
     pods = [pod("p", waiting("server", reason), init=(running("fetch-model", ready=False),))]
     assert pod_problem(pods) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "ready"),
+    [
+        ({"conditions": [{"type": "Ready", "status": "True"}]}, True),
+        ({"conditions": [{"type": "Ready", "status": "False"}]}, False),
+        ({"conditions": [{"type": "Initialized", "status": "True"}]}, False),
+        (None, False),
+    ],
+)
+def test_pod_ready(status: dict[str, Any] | None, ready: bool) -> None:
+    assert pod_ready({"metadata": {"name": "p"}, "status": status}) is ready

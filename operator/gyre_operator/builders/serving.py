@@ -315,6 +315,12 @@ def ready_pods(deployment: Mapping[str, Any] | None) -> int:
     return int((deployment.get("status") or {}).get("readyReplicas", 0))
 
 
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    """Whether a pod's Ready condition is True (only ready pods are asked for figures)."""
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
 def pod_problem(pods: list[dict[str, Any]]) -> str | None:
     """Why serving pods are not ready, from the first one that says: a waiting reason
     (CrashLoopBackOff, CreateContainerConfigError) and what its last run reported."""

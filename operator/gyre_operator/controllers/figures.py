@@ -19,7 +19,7 @@ from gyre_operator.builders.analysis import (
     prometheus_queries,
 )
 from gyre_operator.builders.inferenceservice import Reading
-from gyre_operator.builders.serving import SERVICE_LABEL, TRACK_LABEL, Track
+from gyre_operator.builders.serving import SERVICE_LABEL, TRACK_LABEL, Track, pod_ready
 from gyre_operator.kube import Kube
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ async def read_pod_figures(
         current: dict[str, PodSample] = {}
         for pod in pods:
             name = pod["metadata"]["name"]
-            if not _ready(pod):
+            if not pod_ready(pod):
                 continue
             try:
                 text = await kube.pod_text(namespace, name, port, "metrics")
@@ -64,12 +64,6 @@ async def read_pod_figures(
             continue
         figures[side] = figures_between(previous or {}, current)
     return Reading(canary=figures.get(Track.CANARY), stable=figures.get(Track.STABLE))
-
-
-def _ready(pod: Mapping[str, object]) -> bool:
-    status = pod.get("status")
-    conditions = status.get("conditions", []) if isinstance(status, dict) else []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 async def read_prometheus_figures(
