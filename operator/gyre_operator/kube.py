@@ -50,6 +50,23 @@ class Conflict(Exception):
     """The object changed since it was read (409 Conflict on a write that named its version)."""
 
 
+class Refused(Exception):
+    """The API server refused an object as invalid (422): its schema or a CEL rule."""
+
+    def __init__(self, manifest: dict[str, Any], message: str) -> None:
+        super().__init__(message)
+        self.manifest = manifest
+        self.message = message
+
+
+def refusal_message(error: ApiException) -> str:
+    """The API server's own account of why it refused a request (its Status message)."""
+    try:
+        return str(json.loads(error.body or "{}").get("message") or error.reason)
+    except ValueError:
+        return str(error.reason)
+
+
 def client_configuration(kubeconfig: str | None) -> client.Configuration:
     """The client settings for a kubeconfig file, else KUBECONFIG / ~/.kube/config, else the
     in-cluster service account."""
@@ -211,7 +228,9 @@ class Kube:
         return items
 
     async def create(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Create an object; if it exists already, the existing one. True when created here."""
+        """Create an object; if it exists already, the existing one. True when created here.
+
+        Refused when the API server finds the object invalid."""
         metadata = manifest["metadata"]
         collection = resource_path(
             manifest["apiVersion"], PLURALS[manifest["kind"]], metadata.get("namespace")
@@ -222,6 +241,8 @@ class Kube:
             )
             return created, True
         except ApiException as error:
+            if error.status == 422:
+                raise Refused(manifest, refusal_message(error)) from error
             if error.status != 409:
                 raise
         existing = await self._call(object_path(manifest), "GET")

@@ -6,6 +6,7 @@ caches and queues; the reconciles run from the queues (see controllers/).
 
 from gyre_operator.controllers import (
     dataset,
+    driftmonitor,
     inferenceservice,
     jobs,
     lifecycle,
@@ -13,4 +14,4 @@ from gyre_operator.controllers import (
     trainingrun,
 )
 
-HANDLERS = (lifecycle, dataset, trainingrun, modelversion, inferenceservice, jobs)
+HANDLERS = (lifecycle, dataset, trainingrun, modelversion, inferenceservice, driftmonitor, jobs)

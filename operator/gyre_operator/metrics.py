@@ -47,6 +47,33 @@ ROLLOUTS = Counter(
     ["result"],
 )
 
+DRIFT_SCORE = Gauge(
+    "gyre_drift_score",
+    "A feature's score in a DriftMonitor's latest check, by method (psi, ks and chi_squared "
+    "p-values, jensen_shannon, wasserstein, and the test statistics).",
+    ["namespace", "monitor", "feature", "method"],
+)
+DRIFTED_FEATURES = Gauge(
+    "gyre_drift_drifted_features",
+    "Features that drifted in a DriftMonitor's latest check.",
+    ["namespace", "monitor"],
+)
+DRIFT_CHECKS = Counter(
+    "gyre_drift_checks_total",
+    "Drift checks recorded, by verdict (NoDrift, Drift, InsufficientData).",
+    ["namespace", "monitor", "verdict"],
+)
+DRIFT_CHECK_DURATION = Histogram(
+    "gyre_drift_check_duration_seconds",
+    "Time a drift check Job took, from start to completion.",
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900),
+)
+RETRAIN_TRIGGERS = Counter(
+    "gyre_drift_retrain_triggers_total",
+    "TrainingRuns a DriftMonitor created on drift.",
+    ["namespace", "monitor"],
+)
+
 
 class ResourcesByPhase(Collector):
     """gyre_resources: how many objects of each kind are in each phase, read at scrape time."""

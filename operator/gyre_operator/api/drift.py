@@ -31,6 +31,7 @@ from gyre_operator.api.training import DatasetReference, Gates, Trainer
 SCHEDULE_CHOICE = "set exactly one of schedule and interval"
 WINDOW_CHOICE = "set exactly one of requests and duration"
 MAX_RETRAIN_RECORDS = 20
+MAX_CHECK_RECORDS = 20
 MAX_FEATURE_RESULTS = 200
 
 
@@ -243,6 +244,11 @@ class FeatureDrift(GyreModel):
     method: str = Field(description="The method that decided, such as psi or chi_squared.")
     score: float = Field(description="The method's statistic (PSI, distance or p-value).")
     drifted: bool = Field(description="Whether the feature drifted.")
+    scores: dict[str, float] | None = Field(
+        default=None,
+        description="Every method's score: psi, ks and chi_squared (p-values), "
+        "jensen_shannon, wasserstein, and the test statistics.",
+    )
 
 
 class DriftCheck(GyreModel):
@@ -263,12 +269,32 @@ class DriftCheck(GyreModel):
     report_uri: str | None = Field(default=None, description="The full report.")
 
 
+class CheckRecord(GyreModel):
+    """One past check, in the bounded history."""
+
+    id: str = Field(description="Check identifier.")
+    time: Timestamp = Field(description="When the check ran.")
+    verdict: Verdict | None = Field(default=None, description="None when the check failed.")
+    samples: int | None = Field(default=None, ge=0, le=INT64_MAX, description="Rows checked.")
+    drifted_feature_share: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Share of checked features that drifted."
+    )
+    failure: str | None = Field(
+        default=None, max_length=1024, description="Why the check failed: reason, then message."
+    )
+    report_uri: str | None = Field(default=None, description="The full report.")
+    retrain_run: str | None = Field(default=None, description="The TrainingRun it started.")
+
+
 class RetrainRecord(GyreModel):
     """A TrainingRun created by the monitor."""
 
     name: str = Field(description="The TrainingRun's name.")
     check_id: str = Field(description="The check that triggered it.")
     created_at: Timestamp = Field(description="When it was created.")
+    dataset_digest: str | None = Field(
+        default=None, description="The dataset version it trains on (never trained on twice)."
+    )
 
 
 class DriftMonitorStatus(ResourceStatus):
@@ -277,6 +303,11 @@ class DriftMonitorStatus(ResourceStatus):
     phase: DriftMonitorPhase | None = Field(default=None, description="The last verdict.")
     last_check: DriftCheck | None = Field(default=None, description="The latest check.")
     next_check_time: Timestamp | None = Field(default=None, description="When the next runs.")
+    history: list[CheckRecord] = Field(
+        default_factory=list,
+        max_length=MAX_CHECK_RECORDS,
+        description=f"Past checks, newest first, at most {MAX_CHECK_RECORDS}.",
+    )
     retrain_runs: list[RetrainRecord] = Field(
         default_factory=list,
         max_length=MAX_RETRAIN_RECORDS,

@@ -36,6 +36,8 @@ class Context:
     terminations: dict[str, ContainerTermination | None] = field(default_factory=dict)
     # (namespace, model) -> {TrainingRun uid: the version number its current plan registers}
     version_holds: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    # (namespace, name) -> why the API server refused to create a child of that name.
+    refusals: dict[tuple[str, str], str] = field(default_factory=dict)
     # (namespace, InferenceService) -> {track: {pod: its serving counters at the last reading}}
     pod_samples: dict[tuple[str, str], dict[str, dict[str, PodSample]]] = field(
         default_factory=dict

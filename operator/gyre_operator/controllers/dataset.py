@@ -18,6 +18,7 @@ from gyre_operator.builders.dataset import (
 from gyre_operator.builders.trainingrun import waits_for
 from gyre_operator.controllers.cache import key_of
 from gyre_operator.controllers.context import Context
+from gyre_operator.controllers.driftmonitor import wake_monitors
 from gyre_operator.controllers.reconcile import Controller
 from gyre_operator.controllers.watch import track, trigger
 
@@ -34,8 +35,10 @@ async def observe(context: Context, obj: dict[str, Any]) -> DatasetObserved:
 
 
 def on_status(context: Context, dataset: dict[str, Any], old: dict[str, Any]) -> None:
-    """A Dataset that became Ready (or changed version) may start the runs waiting for it."""
+    """A Dataset that became Ready (or changed version) may start the runs waiting for it,
+    and give its monitors a reference or fresh data to retrain on."""
     wake_waiting_runs(context, dataset)
+    wake_monitors(context, dataset)
 
 
 CONTROLLER: Controller[DatasetObserved] = Controller(
@@ -51,6 +54,7 @@ async def dataset_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, 
         return
     trigger(context, KIND, body)
     wake_waiting_runs(context, body)
+    wake_monitors(context, body)
 
 
 def wake_waiting_runs(context: Context, dataset: Mapping[str, Any]) -> None:

@@ -33,6 +33,7 @@ from gyre_operator.builders.serving import (
 )
 from gyre_operator.controllers.cache import key_of
 from gyre_operator.controllers.context import Context
+from gyre_operator.controllers.driftmonitor import wake_monitors
 from gyre_operator.controllers.figures import read_pod_figures, read_prometheus_figures
 from gyre_operator.controllers.reconcile import Controller
 from gyre_operator.controllers.watch import track, trigger, trigger_owner
@@ -137,8 +138,14 @@ def forget(context: Context, obj: dict[str, Any]) -> None:
         CANARY_WEIGHT.remove(namespace, name)
 
 
+def on_status(context: Context, obj: dict[str, Any], old: dict[str, Any]) -> None:
+    """Count what the status recorded; the service's monitors see what it serves now."""
+    account(context, obj, old)
+    wake_monitors(context, obj)
+
+
 CONTROLLER: Controller[ServingObserved] = Controller(
-    KIND, observe, build_inferenceservice, on_status=account, settle=settle_served_by
+    KIND, observe, build_inferenceservice, on_status=on_status, settle=settle_served_by
 )
 
 
@@ -150,6 +157,7 @@ async def inferenceservice_event(
     context: Context = memo.context
     if not track(context, KIND, event.get("type"), body):
         return
+    wake_monitors(context, body)
     if event.get("type") == "DELETED":
         forget(context, dict(body))
         await settle_served_by(context, dict(body))

@@ -13,7 +13,13 @@ import kopf
 
 from gyre_operator.api import GROUP, RESOURCES
 from gyre_operator.config import OperatorConfig
-from gyre_operator.controllers import dataset, inferenceservice, modelversion, trainingrun
+from gyre_operator.controllers import (
+    dataset,
+    driftmonitor,
+    inferenceservice,
+    modelversion,
+    trainingrun,
+)
 from gyre_operator.controllers.context import Context
 from gyre_operator.controllers.queue import ReconcileQueue
 from gyre_operator.controllers.reconcile import Controller, reconcile
@@ -25,6 +31,7 @@ CONTROLLERS: tuple[Controller[Any], ...] = (
     trainingrun.CONTROLLER,
     modelversion.CONTROLLER,
     inferenceservice.CONTROLLER,
+    driftmonitor.CONTROLLER,
 )
 # Events drive every reconcile; this slow pass only repairs a missed one.
 RESYNC_SECONDS = 300.0

@@ -16,7 +16,7 @@ from gyre_operator.config import OperatorConfig
 from gyre_operator.controllers.cache import key_of
 from gyre_operator.controllers.context import Context
 from gyre_operator.controllers.queue import Key
-from gyre_operator.kube import Conflict
+from gyre_operator.kube import Conflict, Refused
 from gyre_operator.metrics import RECONCILE_DURATION, RECONCILE_ERRORS
 
 ObservedT = TypeVar("ObservedT")
@@ -85,9 +85,14 @@ async def _reconcile(context: Context, controller: Controller[ObservedT], key: K
 
 
 async def _create_children(context: Context, plan: Plan) -> bool:
-    """Create the plan's children; False when one existed already (then build again)."""
+    """Create the plan's children; False when one existed already or was refused (then build
+    again: the builder sees the refusal in `context.refusals` and must not plan it again)."""
     for child in plan.children:
-        existing, created = await context.kube.create(child)
+        try:
+            existing, created = await context.kube.create(child)
+        except Refused as refusal:
+            context.refusals[key_of(child)] = refusal.message
+            return False
         context.cache(child["kind"]).put(existing)
         queue = context.queues.get(child["kind"])
         if queue is not None:

@@ -21,6 +21,7 @@ from gyre_operator.builders.trainingrun import (
 )
 from gyre_operator.controllers.cache import key_of
 from gyre_operator.controllers.context import Context
+from gyre_operator.controllers.driftmonitor import wake_monitors
 from gyre_operator.controllers.reconcile import Controller
 from gyre_operator.controllers.watch import track, trigger
 from gyre_operator.metrics import TRAINING_DURATION, TRAINING_RUNS
@@ -99,8 +100,14 @@ def account(context: Context, run: dict[str, Any], old: dict[str, Any]) -> None:
         TRAINING_DURATION.labels(result=new["phase"]).observe((ended - started).total_seconds())
 
 
+def on_status(context: Context, run: dict[str, Any], old: dict[str, Any]) -> None:
+    """Count a run that ended; the monitor that started it follows it."""
+    account(context, run, old)
+    wake_monitors(context, run)
+
+
 CONTROLLER: Controller[TrainingObserved] = Controller(
-    KIND, observe, build_trainingrun, on_status=account, on_plan=hold_version
+    KIND, observe, build_trainingrun, on_status=on_status, on_plan=hold_version
 )
 
 
