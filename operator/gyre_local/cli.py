@@ -45,7 +45,8 @@ def parser() -> argparse.ArgumentParser:
     demo_command = commands.add_parser(
         "demo",
         help="start the local cluster with Gyre's CRDs, the wine data and the examples, run "
-        "`gyre operator` on it and follow the examples to a registered model",
+        "`gyre operator` on it, send the model traffic, shift it and follow the loop live: "
+        "drift, retraining, canary, promotion",
     )
     add_cluster_arguments(demo_command, state_dir=None)
     demo_command.add_argument(
@@ -63,13 +64,19 @@ def parser() -> argparse.ArgumentParser:
     demo_command.add_argument(
         "--exit-when-done",
         action="store_true",
-        help="exit once the model is registered (0), at the first failure or timeout (1)",
+        help="exit once the retrained version serves (0), at the first failure or timeout (1)",
+    )
+    demo_command.add_argument(
+        "--no-shift",
+        action="store_true",
+        help="keep the traffic and the data steady: no drift, no retraining (with "
+        "--exit-when-done, exit after the second drift check without drift)",
     )
     demo_command.add_argument(
         "--timeout",
         type=float,
         default=600.0,
-        help="seconds to wait for the milestones (default: %(default)g)",
+        help="seconds to wait for the loop to close (default: %(default)g)",
     )
     return root
 

@@ -1,90 +1,251 @@
-"""The demo's milestones: the statuses a Dataset, TrainingRun, ModelVersion and
-InferenceService reach."""
+"""The demo's milestones: what changed in the loop's objects, read from their status.
+
+`Progress` keeps the latest state of every object the demo watches and turns each new state
+into milestones by comparing it with the previous one: a Dataset version, a TrainingRun's
+end, a ModelVersion Ready, an InferenceService Ready, its canary steps, promotion or rollback,
+a DriftMonitor's checks and the retraining runs it created. It answers the questions the demo
+acts on: is the model served, how many checks found no drift, is the loop closed (the
+retrained version serves alone). Pure: objects in, milestones out.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-# (kind, name) of each object the demo follows, in the order the operator gets to them.
-DEMO_TARGETS = (
-    ("Dataset", "wine"),
-    ("TrainingRun", "wine-1"),
-    ("ModelVersion", "wine-v1"),
-    ("InferenceService", "wine"),
-)
-_DONE_PHASES = {
-    "Dataset": "Ready",
-    "TrainingRun": "Succeeded",
-    "ModelVersion": "Ready",
-    "InferenceService": "Ready",
-}
+SERVED_MODEL = "wine"  # the examples' model, InferenceService and DriftMonitor name
+KINDS = ("Dataset", "TrainingRun", "ModelVersion", "InferenceService", "DriftMonitor")
 _SHOWN_METRICS = ("accuracy", "f1_macro")
+_NO_DRIFT = "NoDrift"
+
+Obj = Mapping[str, Any]
+
+
+class Mark(StrEnum):
+    """How a milestone is shown: reached, done by the demo, worth a look, or the end."""
+
+    DONE = "✓"
+    ACTION = "→"
+    NOTICE = "!"
+    FAILED = "✗"
 
 
 @dataclass(frozen=True)
 class Milestone:
-    """A followed object reached its goal (failed False) or failed for good (failed True)."""
+    """One line of the demo's timeline; FAILED means the loop cannot go on."""
 
-    kind: str
-    name: str
     text: str
-    failed: bool = False
+    mark: Mark = Mark.DONE
+
+    @property
+    def failed(self) -> bool:
+        """Whether the loop cannot go on."""
+        return self.mark is Mark.FAILED
 
 
-def milestone(kind: str, obj: Mapping[str, Any]) -> Milestone | None:
-    """The milestone an object's status shows, if any: its kind's goal phase or Failed."""
-    name = str((obj.get("metadata") or {}).get("name", ""))
-    status = obj.get("status") or {}
-    phase = status.get("phase")
-    if phase == "Failed":
-        ready = _ready_condition(status)
-        reason = ready.get("reason") or "Failed"
-        message = ready.get("message") or "no message"
-        return Milestone(kind, name, f"{kind} {name} Failed: {reason}: {message}", failed=True)
-    if phase != _DONE_PHASES.get(kind):
-        return None
-    details = _details(kind, status)
-    text = f"{kind} {name} {phase}" + (f" ({details})" if details else "")
-    return Milestone(kind, name, text)
+class Progress:
+    """The latest state of each watched object, by kind and name, and the drift checks seen."""
+
+    def __init__(self, model: str = SERVED_MODEL) -> None:
+        self.model = model
+        self.objects: dict[str, dict[str, Obj]] = {kind: {} for kind in KINDS}
+        self.checks: list[tuple[str, str]] = []  # (check id, verdict), oldest first
+        self._served = False
+
+    def observe(self, kind: str, obj: Obj) -> list[Milestone]:
+        """Record an object's new state; the milestones it reached since its previous one."""
+        name = _name(obj)
+        before = self.objects.setdefault(kind, {}).get(name)
+        self.objects[kind][name] = obj
+        if not self._followed(kind, obj):
+            return []
+        if kind == "Dataset":
+            return _dataset(name, before, obj)
+        if kind == "TrainingRun":
+            return _training_run(name, before, obj)
+        if kind == "ModelVersion":
+            return _model_version(name, before, obj)
+        if kind == "InferenceService":
+            return self._inference_service(name, before, obj)
+        if kind == "DriftMonitor":
+            return self._drift_monitor(name, before, obj)
+        return []
+
+    def service(self) -> Obj | None:
+        """The InferenceService of the model, once it has been Ready."""
+        return self.objects["InferenceService"].get(self.model) if self._served else None
+
+    def healthy_checks(self) -> int:
+        """How many drift checks found no drift."""
+        return sum(1 for _, verdict in self.checks if verdict == _NO_DRIFT)
+
+    def retrained_versions(self) -> set[int]:
+        """The version numbers registered by the TrainingRuns a DriftMonitor created."""
+        runs = self.objects["TrainingRun"]
+        versions = {
+            name: int(version["spec"]["version"])
+            for name, version in self.objects["ModelVersion"].items()
+            if (version.get("spec") or {}).get("version") is not None
+        }
+        found: set[int] = set()
+        for monitor in self.objects["DriftMonitor"].values():
+            for record in _status(monitor).get("retrainRuns") or []:
+                registered = str(_status(runs.get(str(record.get("name")))).get("modelVersion"))
+                if registered in versions:
+                    found.add(versions[registered])
+        return found
+
+    def loop_closed(self) -> bool:
+        """Whether a retrained version serves alone: stable, with no canary beside it."""
+        service = self.service()
+        if service is None:
+            return False
+        status = _status(service)
+        return (
+            status.get("canaryVersion") is None
+            and status.get("stableVersion") in self.retrained_versions()
+        )
+
+    def goal_reached(self, *, shift: bool) -> bool:
+        """The demo's goal: with the shift, the loop closed; without, a second check that
+        found no drift."""
+        return self.loop_closed() if shift else self.healthy_checks() >= 2
+
+    def _followed(self, kind: str, obj: Obj) -> bool:
+        """TrainingRuns and ModelVersions of other models are no part of the loop."""
+        if kind not in ("TrainingRun", "ModelVersion"):
+            return True
+        return (obj.get("spec") or {}).get("model") == self.model
+
+    def _inference_service(self, name: str, before: Obj | None, after: Obj) -> list[Milestone]:
+        old, new = _status(before), _status(after)
+        found = [*_failure("InferenceService", name, old, new)]
+        if new.get("phase") == "Ready" and not self._served and name == self.model:
+            self._served = True
+            found.append(
+                Milestone(f"InferenceService {name} Ready (serving version {new['stableVersion']})")
+            )
+        canary, weight = new.get("canaryVersion"), new.get("canaryWeight") or 0
+        steps = len(((after.get("spec") or {}).get("rollout") or {}).get("steps") or [])
+        step = new.get("currentStep")
+        moved = canary != old.get("canaryVersion") or weight != (old.get("canaryWeight") or 0)
+        if canary is not None and weight and moved and step is not None and step < steps:
+            found.append(
+                Milestone(
+                    f"InferenceService {name} canary: version {canary} at {weight}% "
+                    f"(step {step + 1} of {steps})"
+                )
+            )
+        stable, previous = new.get("stableVersion"), old.get("stableVersion")
+        if previous is not None and stable is not None and stable != previous:
+            found.append(
+                Milestone(f"InferenceService {name} promoted version {stable} (was {previous})")
+            )
+        known = {(f.get("version"), f.get("time")) for f in old.get("failedVersions") or []}
+        for failed in new.get("failedVersions") or []:
+            if (failed.get("version"), failed.get("time")) not in known:
+                found.append(
+                    Milestone(
+                        f"InferenceService {name} rolled back version {failed.get('version')}: "
+                        f"{failed.get('reason')}: {failed.get('message') or 'no message'}",
+                        Mark.FAILED,
+                    )
+                )
+        return found
+
+    def _drift_monitor(self, name: str, before: Obj | None, after: Obj) -> list[Milestone]:
+        old, new = _status(before), _status(after)
+        found = [
+            Milestone(m.text, Mark.NOTICE)  # a failed check is tried again at the next one
+            for m in _failure("DriftMonitor", name, old, new)
+        ]
+        check = new.get("lastCheck") or {}
+        if check.get("id") and check.get("id") != (old.get("lastCheck") or {}).get("id"):
+            verdict = str(check.get("verdict"))
+            self.checks.append((str(check["id"]), verdict))
+            found.append(
+                Milestone(
+                    f"DriftMonitor {name} check {check['id']}: {_check_text(check)}",
+                    Mark.DONE if verdict == _NO_DRIFT else Mark.NOTICE,
+                )
+            )
+        known = {record.get("name") for record in old.get("retrainRuns") or []}
+        for record in new.get("retrainRuns") or []:
+            if record.get("name") not in known:
+                found.append(
+                    Milestone(
+                        f"DriftMonitor {name} created TrainingRun {record.get('name')} "
+                        f"(check {record.get('checkId')})"
+                    )
+                )
+        return found
 
 
-def milestones(
-    events: Iterable[tuple[str, Mapping[str, Any]]],
-    targets: Iterable[tuple[str, str]] = DEMO_TARGETS,
-) -> Iterator[Milestone]:
-    """The first milestone of each target in a stream of (kind, object) events, as they come;
-    ends once every target reached one, or at the first failure."""
-    pending = set(targets)
-    for kind, obj in events:
-        key = (kind, str((obj.get("metadata") or {}).get("name", "")))
-        if key not in pending:
-            continue
-        reached = milestone(kind, obj)
-        if reached is None:
-            continue
-        pending.discard(key)
-        yield reached
-        if reached.failed or not pending:
-            return
+def _dataset(name: str, before: Obj | None, after: Obj) -> list[Milestone]:
+    old, new = _status(before), _status(after)
+    found = _failure("Dataset", name, old, new)
+    version = new.get("currentVersion") or {}
+    digest = str(version.get("digest") or "")
+    previous = str((old.get("currentVersion") or {}).get("digest") or "")
+    if new.get("phase") == "Ready" and digest and digest != previous:
+        rows = version.get("rows")
+        text = (
+            f"Dataset {name} new version {digest[:12]} ({rows} rows)"
+            if previous
+            else f"Dataset {name} Ready (version {digest[:12]}, {rows} rows)"
+        )
+        found.append(Milestone(text))
+    return found
 
 
-def _ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any]:
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return dict(condition)
-    return {}
+def _training_run(name: str, before: Obj | None, after: Obj) -> list[Milestone]:
+    old, new = _status(before), _status(after)
+    found = _failure("TrainingRun", name, old, new)
+    if _entered(old, new, "Succeeded"):
+        metrics = new.get("metrics") or {}
+        shown = ", ".join(f"{m} {metrics[m]:.3f}" for m in _SHOWN_METRICS if m in metrics)
+        found.append(Milestone(f"TrainingRun {name} Succeeded" + (f" ({shown})" if shown else "")))
+    return found
 
 
-def _details(kind: str, status: Mapping[str, Any]) -> str:
-    if kind == "Dataset":
-        version = status.get("currentVersion") or {}
-        digest = str(version.get("digest", ""))[:12]
-        return f"version {digest}, {version.get('rows')} rows" if digest else ""
-    if kind == "TrainingRun":
-        metrics = status.get("metrics") or {}
-        return ", ".join(f"{m} {metrics[m]:.3f}" for m in _SHOWN_METRICS if m in metrics)
-    if kind == "InferenceService" and status.get("stableVersion"):
-        return f"serving version {status['stableVersion']}"
-    return ""
+def _model_version(name: str, before: Obj | None, after: Obj) -> list[Milestone]:
+    old, new = _status(before), _status(after)
+    found = _failure("ModelVersion", name, old, new)
+    if _entered(old, new, "Ready"):
+        found.append(Milestone(f"ModelVersion {name} Ready"))
+    return found
+
+
+def _failure(kind: str, name: str, old: Obj, new: Obj) -> list[Milestone]:
+    """A Failed phase just entered, with the Ready condition's reason and message."""
+    if not _entered(old, new, "Failed"):
+        return []
+    conditions = new.get("conditions") or []
+    ready: Obj = next((c for c in conditions if c.get("type") == "Ready"), {})
+    reason = ready.get("reason") or "Failed"
+    message = ready.get("message") or "no message"
+    return [Milestone(f"{kind} {name} Failed: {reason}: {message}", Mark.FAILED)]
+
+
+def _check_text(check: Obj) -> str:
+    verdict = check.get("verdict")
+    text = f"{verdict}, {check.get('samples')} samples"
+    features = check.get("features") or []
+    if verdict != "InsufficientData" and features:
+        drifted = sum(1 for f in features if f.get("drifted"))
+        text += f", {drifted} of {len(features)} features drifted"
+    return text
+
+
+def _entered(old: Obj, new: Obj, phase: str) -> bool:
+    return new.get("phase") == phase and old.get("phase") != phase
+
+
+def _status(obj: Obj | None) -> Obj:
+    return (obj or {}).get("status") or {}
+
+
+def _name(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
