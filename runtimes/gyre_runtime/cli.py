@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("gyre_runtime.verify", "check a model file's digest and read its signature"),
     "fetch": ("gyre_runtime.fetch", "copy a pinned data set into the pod, checking its digest"),
     "serve": ("gyre_runtime.serve", "serve an ONNX model over the Open Inference Protocol v2"),
+    "drift": ("gyre_runtime.drift", "check logged requests against the training data for drift"),
 }
 
 
