@@ -34,6 +34,7 @@ PLURALS = {
     "TrainingRun": "trainingruns",
     "ModelVersion": "modelversions",
     "InferenceService": "inferenceservices",
+    "DriftMonitor": "driftmonitors",
 }
 COMPONENT = "app.kubernetes.io/component"
 MANAGED_BY = "app.kubernetes.io/managed-by=gyre"

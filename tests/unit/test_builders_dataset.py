@@ -432,10 +432,31 @@ def test_refresh_of_the_same_spec_keeps_ready() -> None:
     name = job_name(obj, 4)
     assert [c["metadata"]["name"] for c in plan.children] == [name]
     assert plan.status["phase"] == "Ready"
-    assert plan.status["profileJob"] == name
-    assert condition(plan.status) == ready_condition("True", "Profiled")  # untouched
+    assert plan.status == old  # untouched: profileJob names the last recorded Job
     assert plan.events == (EventRecord(NORMAL, "ProfileStarted", f"created profile Job {name}"),)
     assert plan.requeue_after == pytest.approx(55.0)
+    running = build(
+        dataset_obj("iris", refreshInterval="1m", status=plan.status),
+        observed_job(name, JobState.ACTIVE),
+    )
+    assert (running.children, running.events, running.status) == ((), (), old)
+
+
+def test_a_refresh_that_finds_new_data_records_a_new_version() -> None:
+    obj = dataset_obj("iris", refreshInterval="1m")
+    old = ready_dataset_status(DIGEST_A, profile_job=job_name(obj, 3))
+    refreshed = build(
+        dataset_obj("iris", refreshInterval="1m", status=old), finished(job_name(obj, 4))
+    )
+    status = refreshed.status
+    assert status["currentVersion"]["digest"] == DIGEST_B
+    assert [v["digest"] for v in status["versions"]] == [DIGEST_B, DIGEST_A]
+    assert status["profileJob"] == job_name(obj, 4)
+    assert [e.reason for e in refreshed.events] == ["NewVersion"]
+    again = build(
+        dataset_obj("iris", refreshInterval="1m", status=status), finished(job_name(obj, 4))
+    )
+    assert (again.status, again.events, again.children) == (status, (), ())
 
 
 def test_refresh_of_a_changed_spec_is_not_ready() -> None:

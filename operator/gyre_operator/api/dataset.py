@@ -195,7 +195,11 @@ class DatasetStatus(ResourceStatus):
         max_length=MAX_VERSIONS,
         description=f"Profiled versions, newest first, at most {MAX_VERSIONS}.",
     )
-    profile_job: str | None = Field(default=None, description="The current profile Job's name.")
+    profile_job: str | None = Field(
+        default=None,
+        description="The profile Job whose outcome the status shows (while a first profile "
+        "runs, that Job); a refresh's Job is named here once it is recorded.",
+    )
 
 
 class Dataset(GyreResource):

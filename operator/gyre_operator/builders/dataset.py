@@ -124,9 +124,21 @@ def build_dataset(
     if job is not None and job.state is not JobState.ACTIVE:
         status, events = _record(old, job, now)
         return Plan(status=to_wire(status), events=events, requeue_after=requeue)
-    status, events = _profiling(old, name, generation_of(obj), now)
-    children = () if job is not None else (build_profile_job(obj, dataset, name, config),)
-    return Plan(status=to_wire(status), children=children, events=events, requeue_after=requeue)
+    status = _profiling(old, name, generation_of(obj), now)
+    if job is not None:
+        return Plan(status=to_wire(status), requeue_after=requeue)
+    # A Job gone before it finished (deleted by hand) is created again without a second event.
+    events = () if old.profile_job == name else (_started(name),)
+    return Plan(
+        status=to_wire(status),
+        children=(build_profile_job(obj, dataset, name, config),),
+        events=events,
+        requeue_after=requeue,
+    )
+
+
+def _started(name: str) -> EventRecord:
+    return EventRecord(NORMAL, "ProfileStarted", f"created profile Job {name}")
 
 
 def _observed(old: DatasetStatus, generation: int | None, now: datetime) -> DatasetStatus:
@@ -149,28 +161,28 @@ def _observed(old: DatasetStatus, generation: int | None, now: datetime) -> Data
 
 def _profiling(
     old: DatasetStatus, name: str, generation: int | None, now: datetime
-) -> tuple[DatasetStatus, tuple[EventRecord, ...]]:
-    """Status while the profile Job runs: a refresh of the same spec keeps Ready."""
+) -> DatasetStatus:
+    """Status while the profile Job runs. A refresh of the same spec keeps Ready and the
+    recorded profileJob: that name is what marks a Job's outcome as recorded, so a refresh
+    Job's result must not look recorded before it is."""
     refreshing = (
         old.current_version is not None
         and old.phase == DatasetPhase.READY
         and old.observed_generation == generation
     )
+    if refreshing:
+        return old
     status = old.model_copy(update={"profile_job": name})
-    if not refreshing:
-        status.phase = DatasetPhase.PROFILING
-        status.conditions = with_ready(
-            old.conditions,
-            False,
-            "Profiling",
-            f"profile Job {name} is running",
-            generation=old.observed_generation,
-            now=now,
-        )
-    events: tuple[EventRecord, ...] = ()
-    if old.profile_job != name:
-        events = (EventRecord(NORMAL, "ProfileStarted", f"created profile Job {name}"),)
-    return status, events
+    status.phase = DatasetPhase.PROFILING
+    status.conditions = with_ready(
+        old.conditions,
+        False,
+        "Profiling",
+        f"profile Job {name} is running",
+        generation=old.observed_generation,
+        now=now,
+    )
+    return status
 
 
 def _record(
