@@ -121,8 +121,8 @@ def test_drift_is_reported_until_fresh_data_lands_then_retrains_exactly_once(
     sim.create(monitor())
 
     # The data moved, but the Dataset has nothing newer than what wine-v1 learned from.
-    drifted = sim.wait("DriftMonitor", MONITOR,
-                       lambda o: condition(o, "Drifted") == ("True", "NoFreshData"), timeout=20)  # fmt: skip
+    no_fresh_data = ("True", "NoFreshData")
+    drifted = sim.wait("DriftMonitor", MONITOR, lambda o: condition(o, "Drifted") == no_fresh_data)
     assert drifted["status"]["phase"] == "Drifted"
     assert not drifted["status"].get("retrainRuns")
     assert "NoFreshData" in sim.event_reasons("DriftMonitor", MONITOR)
@@ -147,8 +147,8 @@ def test_drift_is_reported_until_fresh_data_lands_then_retrains_exactly_once(
     sim.wait_phase("ModelVersion", "wine-v2", "Ready")
 
     # More drifted checks while wine-v2 is on its way: never a second run.
-    sim.wait("DriftMonitor", MONITOR,
-             lambda o: condition(o, "Retraining")[1] in ("RollingOut", "RetrainInFlight"))  # fmt: skip
+    on_its_way = ("RollingOut", "RetrainInFlight")
+    sim.wait("DriftMonitor", MONITOR, lambda o: condition(o, "Retraining")[1] in on_its_way)
     first = len(started["status"]["history"])
     sim.wait(
         "DriftMonitor", MONITOR, lambda o: len(o["status"]["history"]) >= first + 2, timeout=20
