@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from targets import Target
+from targets import CLAIM_NAME, Target
 
 from gyre_local.cluster import running_cluster
 
@@ -73,3 +76,33 @@ def _kind_target() -> Iterator[Target]:
         yield kind
     finally:
         kind.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def operator(runtime_target: Target, tmp_path: Path) -> Iterator[Path]:
+    """`gyre operator` against the target's namespace, its artifact store on the claim
+    `gyre-data`; yields its log file."""
+    log = tmp_path / "operator.log"
+    command = [
+        sys.executable, "-m", "gyre_operator.cli", "operator",
+        "--kubeconfig", runtime_target.kubeconfig,
+        "--namespace", runtime_target.namespace,
+        "--artifact-root", f"pvc://{CLAIM_NAME}/artifacts",
+        "--runtime-image", runtime_target.runtime_image,
+        "--metrics-port", str(free_port()), "--health-port", str(free_port()),
+        "--log-format", "plain",
+    ]  # fmt: skip
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=os.environ)
+    try:
+        yield log
+    finally:
+        process.terminate()
+        process.wait(15)

@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
+from gyre_local.workload import write_wine_csv
+
 REPO = Path(__file__).resolve().parents[1]
+CLAIM_NAME = "gyre-data"
+CLAIM = f"""
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: {CLAIM_NAME}}}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 1Gi}}}}
+"""
+# Writes its argument's base64 bytes to a path: how a scenario lands data on the claim.
+WRITE_FILE = (
+    "import base64, pathlib, sys; path = pathlib.Path(sys.argv[1]); "
+    "path.parent.mkdir(parents=True, exist_ok=True); "
+    "part = path.with_name(path.name + '.part'); "
+    "part.write_bytes(base64.b64decode(sys.argv[2])); part.replace(path)"
+)
+FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
+
+
+def wine_csv(directory: Path, *, shifted: bool = False, rows: int | None = None) -> bytes:
+    """Labelled wine data as CSV: the data set itself, or `rows` resampled (and shifted)."""
+    path = directory / f"wine-{'shifted' if shifted else 'plain'}-{rows}.csv"
+    write_wine_csv(path, shifted=shifted, rows=rows, seed=2)
+    return path.read_bytes()
 
 
 @dataclass(frozen=True)
@@ -21,13 +53,77 @@ class Target:
 
     def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run kubectl against the target in the scenario's namespace."""
-        env = {**os.environ, "KUBECONFIG": self.kubeconfig}
-        env.setdefault("KUBECACHEDIR", str(Path(self.kubeconfig).parent / ".kube-cache"))
         return subprocess.run(
             ["kubectl", "--namespace", self.namespace, *args],
-            env=env,
+            env=self._env(),
             capture_output=True,
             text=True,
             check=check,
             timeout=120,
         )
+
+    def _env(self) -> dict[str, str]:
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig}
+        env.setdefault("KUBECACHEDIR", str(Path(self.kubeconfig).parent / ".kube-cache"))
+        return env
+
+    def apply(self, manifest: str, directory: Path, name: str) -> None:
+        """kubectl apply of a manifest written to a file."""
+        path = directory / f"{name}.yaml"
+        path.write_text(manifest)
+        self.kubectl("apply", "-f", str(path))
+
+    def install_crds(self) -> None:
+        """Install Gyre's CRDs and wait until the API server serves them."""
+        self.kubectl("apply", "-f", str(REPO / "crds"))
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd",
+                     "-l", "app.kubernetes.io/part-of=gyre")  # fmt: skip
+
+    def land(self, path: str, content: bytes, directory: Path, job: str) -> None:
+        """Write a file onto the claim `gyre-data` (at `path` inside it) from a Job, as data
+        lands in a real volume; waits for the Job to complete."""
+        encoded = base64.b64encode(content).decode()
+        manifest = f"""
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: {job}}}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: write
+          image: {self.runtime_image}
+          command: [python, -c, "{WRITE_FILE}"]
+          args: [/data/{path}, "{encoded}"]
+          volumeMounts: [{{name: data, mountPath: /data}}]
+      volumes: [{{name: data, persistentVolumeClaim: {{claimName: {CLAIM_NAME}}}}}]
+"""
+        self.apply(manifest, directory, job)
+        self.kubectl("wait", "--for=condition=Complete", "--timeout=120s", f"job/{job}")
+
+    @contextmanager
+    def service_url(self, service: str, port: int) -> Iterator[str]:
+        """An http:// URL on this machine that reaches a Service: on the local cluster the
+        API server's service proxy (plain HTTP there), elsewhere a kubectl port-forward."""
+        if self.name == "local":
+            config = yaml.safe_load(Path(self.kubeconfig).read_text())
+            server = str(config["clusters"][0]["cluster"]["server"]).rstrip("/")
+            yield f"{server}/api/v1/namespaces/{self.namespace}/services/{service}:{port}/proxy"
+            return
+        forward = subprocess.Popen(
+            ["kubectl", "--namespace", self.namespace, "port-forward", f"svc/{service}",
+             f":{port}"],
+            env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            assert forward.stdout is not None
+            line = forward.stdout.readline()
+            found = FORWARDING.search(line)
+            if found is None:
+                raise RuntimeError(f"kubectl port-forward svc/{service}: {line.strip()}")
+            yield f"http://127.0.0.1:{found.group(1)}"
+        finally:
+            forward.terminate()
+            forward.wait(10)

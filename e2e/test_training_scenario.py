@@ -9,114 +9,23 @@ unchanged, and the operator runs against the target with its artifact store on t
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from targets import REPO, Target
+from targets import CLAIM, REPO, Target, wine_csv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-CLAIM = """
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: gyre-data}
-spec:
-  accessModes: [ReadWriteOnce]
-  resources: {requests: {storage: 1Gi}}
-"""
-WRITE_WINE = textwrap.dedent(
-    """
-    import csv, pathlib, sys
-    from sklearn.datasets import load_wine
-    wine = load_wine()
-    path = pathlib.Path(sys.argv[1])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow([*wine.feature_names, "target"])
-        writer.writerows([*row, label] for row, label in zip(wine.data, wine.target))
-    """
-)
-
-
-def writer_job(image: str) -> str:
-    """A Job that writes scikit-learn's wine data set where examples/01-dataset.yaml reads."""
-    script = textwrap.indent(WRITE_WINE, " " * 14)
-    return f"""
-apiVersion: batch/v1
-kind: Job
-metadata: {{name: write-wine}}
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: write
-          image: {image}
-          command:
-            - python
-            - -c
-            - |
-{script}
-          args: [/data/wine/wine.csv]
-          volumeMounts: [{{name: data, mountPath: /data}}]
-      volumes: [{{name: data, persistentVolumeClaim: {{claimName: gyre-data}}}}]
-"""
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def operator(runtime_target: Target, tmp_path: Path) -> Iterator[Path]:
-    """`gyre operator` against the target's namespace; yields its log file."""
-    log = tmp_path / "operator.log"
-    command = [
-        sys.executable, "-m", "gyre_operator.cli", "operator",
-        "--kubeconfig", runtime_target.kubeconfig,
-        "--namespace", runtime_target.namespace,
-        "--artifact-root", "pvc://gyre-data/artifacts",
-        "--runtime-image", runtime_target.runtime_image,
-        "--metrics-port", str(free_port()), "--health-port", str(free_port()),
-        "--log-format", "plain",
-    ]  # fmt: skip
-    with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=os.environ)
-    try:
-        yield log
-    finally:
-        process.terminate()
-        process.wait(15)
-
-
-def apply(target: Target, manifest: str, tmp_path: Path, name: str) -> None:
-    """kubectl apply of a manifest written to a file."""
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(manifest)
-    target.kubectl("apply", "-f", str(path))
 
 
 def test_examples_train_and_register_a_model(
     runtime_target: Target, operator: Path, tmp_path: Path
 ) -> None:
     target = runtime_target
-    target.kubectl("apply", "-f", str(REPO / "crds"))
-    target.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd",
-                   "-l", "app.kubernetes.io/part-of=gyre")  # fmt: skip
-    apply(target, CLAIM, tmp_path, "claim")
-    apply(target, writer_job(target.runtime_image), tmp_path, "writer")
-    target.kubectl("wait", "--for=condition=Complete", "--timeout=120s", "job/write-wine")
+    target.install_crds()
+    target.apply(CLAIM, tmp_path, "claim")
+    target.land("wine/wine.csv", wine_csv(tmp_path), tmp_path, "write-wine")
     for example in ("01-dataset.yaml", "02-trainingrun.yaml"):
         target.kubectl("apply", "-f", str(REPO / "examples" / example))
     waited = target.kubectl(
