@@ -625,3 +625,14 @@ def _with_phase(run: TrainingRun, phase: str, **status: Any) -> TrainingRun:
 def test_check_ids_sort_by_time() -> None:
     times = [START + timedelta(minutes=m) for m in (9, 10, 100, 1000)]
     assert sorted(check_id(t) for t in times) == [check_id(t) for t in times]
+
+
+def test_untested_features_and_non_finite_scores_never_reach_the_status() -> None:
+    result = drift_result("NoDrift", drifted=0)
+    result["features"][0] |= {"score": None, "scores": {"psi": None, "ks": float("nan")}}
+    world = Monitor()
+    plan = world.check(START + MINUTE, result)
+    feature = plan.status["lastCheck"]["features"][0]
+    assert feature["score"] == 0.0
+    assert "scores" not in feature
+    json.dumps(plan.status, allow_nan=False)
