@@ -20,7 +20,16 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from gyre_local.milestones import KINDS, Mark, Milestone
+from gyre_local.milestones import (
+    KINDS,
+    Mark,
+    Milestone,
+    Obj,
+    canary_step,
+    failure_reason,
+    shown_metrics,
+    status_of,
+)
 from gyre_local.workload import SHIFT_SDS, LoadFigures
 
 TIMELINE_ROWS = 16
@@ -40,11 +49,8 @@ _PHASE_STYLES = {
     "RolledBack": "red",
     "Failed": "bold red",
 }
-_SHOWN_METRICS = ("accuracy", "f1_macro")
 _SHIFTED_STYLE = "bold magenta"
 _DRIFTED_MARK = "●"
-
-Obj = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ def resources_table(snapshot: Snapshot) -> Table:
         objects = snapshot.objects.get(kind) or {}
         for name in sorted(objects, key=lambda n: _created(objects[n])):
             obj = objects[name]
-            phase = str(_status(obj).get("phase") or "-")
+            phase = str(status_of(obj).get("phase") or "-")
             table.add_row(
                 kind, name, Text(phase, style=_PHASE_STYLES.get(phase, "cyan")),
                 detail(kind, obj, snapshot.now),
@@ -114,8 +120,10 @@ def resources_table(snapshot: Snapshot) -> Table:
 
 
 def detail(kind: str, obj: Obj, now: datetime) -> RenderableType:
-    """The key detail of an object for its kind."""
-    status = _status(obj)
+    """The key detail of an object for its kind; why, for a Failed one."""
+    status = status_of(obj)
+    if status.get("phase") == "Failed":
+        return Text(failure_reason(status), style="red", no_wrap=True, overflow="ellipsis")
     if kind == "Dataset":
         version = status.get("currentVersion") or {}
         count = len(status.get("versions") or [])
@@ -123,8 +131,7 @@ def detail(kind: str, obj: Obj, now: datetime) -> RenderableType:
             return ""
         return f"version {str(version['digest'])[:12]} · {version.get('rows')} rows · {count} seen"
     if kind == "TrainingRun":
-        metrics = status.get("metrics") or {}
-        shown = [f"{m} {metrics[m]:.3f}" for m in _SHOWN_METRICS if m in metrics]
+        shown = shown_metrics(status)
         digest = str(status.get("datasetDigest") or "")[:12]
         return " · ".join([*shown, *([f"data {digest}"] if digest else [])])
     if kind == "ModelVersion":
@@ -138,15 +145,13 @@ def detail(kind: str, obj: Obj, now: datetime) -> RenderableType:
 
 
 def _service_detail(obj: Obj) -> RenderableType:
-    status = _status(obj)
+    status = status_of(obj)
     stable, canary = status.get("stableVersion"), status.get("canaryVersion")
     text = f"stable v{stable}" if stable is not None else "no stable version"
     if canary is None:
         return text
     weight = int(status.get("canaryWeight") or 0)
-    steps = len(((obj.get("spec") or {}).get("rollout") or {}).get("steps") or [])
-    step = status.get("currentStep")
-    where = f"step {step + 1} of {steps}" if step is not None and step < steps else "promoting"
+    where = canary_step(obj) or "promoting"
     bar = Table.grid(padding=(0, 1))
     bar.add_row(ProgressBar(total=100, completed=weight, width=CANARY_BAR), f"{weight}%")
     return Group(f"{text} · canary v{canary} · {where}", bar)
@@ -167,7 +172,7 @@ def _monitor_detail(status: Obj, now: datetime) -> str:
 def drift_table(snapshot: Snapshot) -> RenderableType:
     """The last drift check's per-feature results, features the demo shifted highlighted."""
     monitors = snapshot.objects.get("DriftMonitor") or {}
-    checks = [_status(m).get("lastCheck") for m in monitors.values()]
+    checks = [status_of(m).get("lastCheck") for m in monitors.values()]
     check = next((c for c in checks if c), None)
     if check is None:
         return Panel("no drift check yet", title="Drift", title_align="left")
@@ -257,7 +262,3 @@ def _time(text: Any) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
-
-
-def _status(obj: Obj) -> Obj:
-    return obj.get("status") or {}

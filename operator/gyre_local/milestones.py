@@ -91,8 +91,8 @@ class Progress:
         }
         found: set[int] = set()
         for monitor in self.objects["DriftMonitor"].values():
-            for record in _status(monitor).get("retrainRuns") or []:
-                registered = str(_status(runs.get(str(record.get("name")))).get("modelVersion"))
+            for record in status_of(monitor).get("retrainRuns") or []:
+                registered = str(status_of(runs.get(str(record.get("name")))).get("modelVersion"))
                 if registered in versions:
                     found.add(versions[registered])
         return found
@@ -102,7 +102,7 @@ class Progress:
         service = self.service()
         if service is None:
             return False
-        status = _status(service)
+        status = status_of(service)
         return (
             status.get("canaryVersion") is None
             and status.get("stableVersion") in self.retrained_versions()
@@ -120,23 +120,19 @@ class Progress:
         return (obj.get("spec") or {}).get("model") == self.model
 
     def _inference_service(self, name: str, before: Obj | None, after: Obj) -> list[Milestone]:
-        old, new = _status(before), _status(after)
-        found = [*_failure("InferenceService", name, old, new)]
+        old, new = status_of(before), status_of(after)
+        found = _failure("InferenceService", name, old, new)
         if new.get("phase") == "Ready" and not self._served and name == self.model:
             self._served = True
             found.append(
                 Milestone(f"InferenceService {name} Ready (serving version {new['stableVersion']})")
             )
         canary, weight = new.get("canaryVersion"), new.get("canaryWeight") or 0
-        steps = len(((after.get("spec") or {}).get("rollout") or {}).get("steps") or [])
-        step = new.get("currentStep")
         moved = canary != old.get("canaryVersion") or weight != (old.get("canaryWeight") or 0)
-        if canary is not None and weight and moved and step is not None and step < steps:
+        step = canary_step(after)
+        if step is not None and weight and moved:
             found.append(
-                Milestone(
-                    f"InferenceService {name} canary: version {canary} at {weight}% "
-                    f"(step {step + 1} of {steps})"
-                )
+                Milestone(f"InferenceService {name} canary: version {canary} at {weight}% ({step})")
             )
         stable, previous = new.get("stableVersion"), old.get("stableVersion")
         if previous is not None and stable is not None and stable != previous:
@@ -156,7 +152,7 @@ class Progress:
         return found
 
     def _drift_monitor(self, name: str, before: Obj | None, after: Obj) -> list[Milestone]:
-        old, new = _status(before), _status(after)
+        old, new = status_of(before), status_of(after)
         found = [
             Milestone(m.text, Mark.NOTICE)  # a failed check is tried again at the next one
             for m in _failure("DriftMonitor", name, old, new)
@@ -184,7 +180,7 @@ class Progress:
 
 
 def _dataset(name: str, before: Obj | None, after: Obj) -> list[Milestone]:
-    old, new = _status(before), _status(after)
+    old, new = status_of(before), status_of(after)
     found = _failure("Dataset", name, old, new)
     version = new.get("currentVersion") or {}
     digest = str(version.get("digest") or "")
@@ -201,17 +197,16 @@ def _dataset(name: str, before: Obj | None, after: Obj) -> list[Milestone]:
 
 
 def _training_run(name: str, before: Obj | None, after: Obj) -> list[Milestone]:
-    old, new = _status(before), _status(after)
+    old, new = status_of(before), status_of(after)
     found = _failure("TrainingRun", name, old, new)
     if _entered(old, new, "Succeeded"):
-        metrics = new.get("metrics") or {}
-        shown = ", ".join(f"{m} {metrics[m]:.3f}" for m in _SHOWN_METRICS if m in metrics)
+        shown = ", ".join(shown_metrics(new))
         found.append(Milestone(f"TrainingRun {name} Succeeded" + (f" ({shown})" if shown else "")))
     return found
 
 
 def _model_version(name: str, before: Obj | None, after: Obj) -> list[Milestone]:
-    old, new = _status(before), _status(after)
+    old, new = status_of(before), status_of(after)
     found = _failure("ModelVersion", name, old, new)
     if _entered(old, new, "Ready"):
         found.append(Milestone(f"ModelVersion {name} Ready"))
@@ -219,14 +214,17 @@ def _model_version(name: str, before: Obj | None, after: Obj) -> list[Milestone]
 
 
 def _failure(kind: str, name: str, old: Obj, new: Obj) -> list[Milestone]:
-    """A Failed phase just entered, with the Ready condition's reason and message."""
+    """A Failed phase just entered, and why."""
     if not _entered(old, new, "Failed"):
         return []
-    conditions = new.get("conditions") or []
+    return [Milestone(f"{kind} {name} Failed: {failure_reason(new)}", Mark.FAILED)]
+
+
+def failure_reason(status: Obj) -> str:
+    """Why an object failed: its Ready condition's reason and message."""
+    conditions = status.get("conditions") or []
     ready: Obj = next((c for c in conditions if c.get("type") == "Ready"), {})
-    reason = ready.get("reason") or "Failed"
-    message = ready.get("message") or "no message"
-    return [Milestone(f"{kind} {name} Failed: {reason}: {message}", Mark.FAILED)]
+    return f"{ready.get('reason') or 'Failed'}: {ready.get('message') or 'no message'}"
 
 
 def _check_text(check: Obj) -> str:
@@ -243,8 +241,25 @@ def _entered(old: Obj, new: Obj, phase: str) -> bool:
     return new.get("phase") == phase and old.get("phase") != phase
 
 
-def _status(obj: Obj | None) -> Obj:
+def status_of(obj: Obj | None) -> Obj:
+    """An object's status; empty when it has none (yet)."""
     return (obj or {}).get("status") or {}
+
+
+def shown_metrics(status: Obj) -> list[str]:
+    """A TrainingRun's metrics worth a glance, such as `accuracy 0.978`."""
+    metrics = status.get("metrics") or {}
+    return [f"{m} {metrics[m]:.3f}" for m in _SHOWN_METRICS if m in metrics]
+
+
+def canary_step(service: Obj) -> str | None:
+    """`step i of n` while an InferenceService's canary runs a step; None without a canary
+    or once it is being promoted."""
+    steps = len(((service.get("spec") or {}).get("rollout") or {}).get("steps") or [])
+    step = status_of(service).get("currentStep")
+    if status_of(service).get("canaryVersion") is None or step is None or step >= steps:
+        return None
+    return f"step {step + 1} of {steps}"
 
 
 def _name(obj: Obj) -> str:

@@ -55,6 +55,8 @@ TARGET = "target"
 DEFAULT_RATE = 40.0
 DEFAULT_CONNECTIONS = 4
 REQUEST_TIMEOUT = 5.0
+# A stopped generator lets answers this close arrive rather than cut the exchange.
+STOP_GRACE = 1.0
 METADATA_RETRY = 0.5
 # Requests answered in the last RATE_WINDOW seconds make the reported rate.
 RATE_WINDOW = 5.0
@@ -221,10 +223,14 @@ class LoadGenerator:
         return self
 
     def stop(self) -> None:
-        """Stop sending: requests in flight are cut off, the threads joined."""
+        """Stop sending: requests in flight get STOP_GRACE seconds to finish, then are cut
+        off; the threads are joined."""
         self._stopping.set()
+        deadline = time.monotonic() + STOP_GRACE
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         for connection in self._connections:
-            # Unblocks a thread waiting for an answer; it then sees the stop and ends.
+            # Unblocks a thread still waiting for an answer; it then sees the stop and ends.
             sock = connection.sock
             if sock is not None:
                 with contextlib.suppress(OSError):
@@ -323,7 +329,7 @@ class LoadGenerator:
         return not self._stopping.wait(turn - now)
 
     def _count_answer(self, status: int | None, error: str | None) -> None:
-        if self._stopping.is_set():
+        if status is None and self._stopping.is_set():
             return  # cut off by stop(), not the service's doing
         with self._lock:
             if error is None:

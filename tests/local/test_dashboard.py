@@ -115,6 +115,26 @@ def test_resources_show_phase_and_key_detail_per_kind() -> None:
     assert re.search(r"│ ━{5} +25% ", shown)  # a quarter of the canary bar
 
 
+def test_a_failed_object_says_why() -> None:
+    conditions = [
+        {
+            "type": "Ready",
+            "status": "False",
+            "reason": "SourceUnreadable",
+            "message": "s3://ml-models/wine-notebook/1/model.onnx: no credentials",
+        }
+    ]
+    failed = obj(
+        "wine-notebook-v1",
+        {"model": "wine-notebook", "version": 1},
+        phase="Failed",
+        conditions=conditions,
+    )
+    objects = {"ModelVersion": {"wine-notebook-v1": failed}}
+    shown = text(render(Snapshot(elapsed=9, now=NOW, objects=objects)))
+    assert "Failed" in shown and "SourceUnreadable: s3://ml-models/wine-notebook/1/" in shown
+
+
 def test_drift_scores_mark_drifted_features_and_highlight_the_shifted_ones() -> None:
     before = Snapshot(elapsed=80, now=NOW, objects=OBJECTS)
     shown = text(drift_table(before))

@@ -25,6 +25,7 @@ from gyre_local.workload import (
     REQUEST_TIMEOUT,
     SHIFT_SDS,
     SHIFTED_FEATURES,
+    STOP_GRACE,
     LoadGenerator,
     resample,
     shifted,
@@ -105,10 +106,16 @@ def test_shifted_csv_round_trip_is_seeded_and_moves_the_shifted_features(tmp_pat
 
 class ModelServer:
     """A v2 server in a thread: model `wine` with one input; records each infer request's
-    input; answers `status(n)` to the n-th infer request (from 0), or holds it on `hold`."""
+    input; answers `status(n)` to the n-th infer request (from 0) after `delay` seconds, or
+    holds it while `hold` is set."""
 
     def __init__(
-        self, status: Callable[[int], int] = lambda _: 200, *, port: int = 0, inputs: Any = None
+        self,
+        status: Callable[[int], int] = lambda _: 200,
+        *,
+        port: int = 0,
+        inputs: Any = None,
+        delay: float = 0.0,
     ) -> None:
         self.requests: list[dict[str, Any]] = []
         self.connections: list[socket.socket] = []
@@ -138,6 +145,7 @@ class ModelServer:
                 if server.hold.is_set():
                     server.release.wait()
                     return
+                time.sleep(delay)
                 self.answer(status(number), {"model_name": "wine", "outputs": []})
 
             def answer(self, code: int, document: dict[str, Any]) -> None:
@@ -255,7 +263,19 @@ def test_stop_cuts_off_requests_in_flight(server: ModelServer) -> None:
     wait_for(lambda: len(server.requests) >= 2, timeout=30)
     stopper = threading.Thread(target=load.stop)
     stopper.start()
-    # Without cutting them off, stop() would wait for the held answers' timeout.
-    stopper.join(REQUEST_TIMEOUT / 2)
+    # Without cutting them off after the grace, stop() would wait for the answers' timeout.
+    stopper.join((STOP_GRACE + REQUEST_TIMEOUT) / 2)
     assert not stopper.is_alive()
     assert load.figures().failed == 0  # cut off by stop(), not failed by the service
+
+
+def test_stop_lets_answers_under_way_arrive() -> None:
+    server = ModelServer(delay=STOP_GRACE / 4)
+    try:
+        load = LoadGenerator(server.url, "wine", rate=200, seed=0, connections=2).start()
+        wait_for(lambda: len(server.requests) >= 4, timeout=30)
+        load.stop()
+    finally:
+        server.close()
+    figures = load.figures()
+    assert figures.failed == 0 and figures.ok == len(server.requests) == figures.sent
