@@ -361,6 +361,28 @@ def test_window_requests_takes_the_newest_rows_across_pods_and_dates(store: Stor
     assert window.numeric.flags.c_contiguous and window.numeric.dtype == np.float64
 
 
+def test_window_requests_reads_only_the_files_that_can_hold_them(store: Store) -> None:
+    """Two pods' logs of a busy day: the footers tell which few files hold the newest rows."""
+    tenth = timedelta(seconds=0.1)
+    files = {}
+    for seq in range(10):
+        for pod, offset in (("wine-0", 0), ("wine-1", 5)):
+            stamps = [DAY + (seq * 100 + offset + i) * tenth for i in range(100)]
+            files[pod, seq] = day_log(store, DAY, pod, seq, stamps)
+
+    window = read_window(store.requests, NUMERIC, [CATEGORICAL], WindowSize(requests=150), DAY)
+
+    # The two newest files hold 200 rows from 90.0 s; wine-1's file before them ends at
+    # 90.4 s, so it may hold some of the newest 150; every other file ends before 90 s.
+    assert set(window.files) == {files["wine-0", 9], files["wine-1", 9], files["wine-1", 8]}
+    newest = sorted(window.numeric[0])
+    expected = sorted(
+        (DAY + (seq * 100 + offset + i) * tenth).timestamp()
+        for seq in range(10) for offset in (0, 5) for i in range(100)
+    )[-150:]  # fmt: skip
+    np.testing.assert_allclose(newest, expected)
+
+
 def test_window_requests_through_the_command(
     store: Store, drift: Callable[..., dict[str, Any]]
 ) -> None:

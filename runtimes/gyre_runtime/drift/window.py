@@ -7,8 +7,13 @@ so a folder dated D holds rows logged from D's midnight until a batch's span aft
 next one: FOLDER_OVERLAP bounds that span (the server writes a batch at the latest
 --request-log-max-interval, 10 s by default, after its first row).
 
-Only the timestamp and the checked features' columns are read, the files of a folder in
-parallel. Numeric features become float64 (text that parses as a number is cast) and
+Which files hold the window is decided from their Parquet footers first (row count and the
+timestamp column's min/max statistics, a small ranged read each): the newest `requests` rows
+are in the files whose newest row is at least as new as the oldest row of the fewest
+newest-ending files that hold that many rows, so a window of a thousand requests reads a few
+files, not a busy day's log. A file without those statistics is always read. Of the chosen
+files only the timestamp and the checked features' columns are read, in parallel. Numeric
+features become float64 (text that parses as a number is cast) and
 categorical ones strings; a feature a file lacks is missing in that file's rows.
 """
 
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -107,12 +112,11 @@ def read_window(
     """
     folders = _date_folders(requests_uri)
     if size.requests is not None:
-        read = _read_newest(folders, numeric, categorical, size.requests)
+        chosen = _newest_files(folders, size.requests)
     else:
         assert size.seconds is not None
-        cutoff = now - timedelta(seconds=size.seconds)
-        chosen = [files for day, files in folders.items() if _holds_rows_after(day, cutoff)]
-        read = _read_folders(chosen, numeric, categorical)
+        chosen = _files_since(folders, now - timedelta(seconds=size.seconds))
+    read = _read_files(chosen, numeric, categorical)
     stamps = read.stamps()
     rows = _window_rows(stamps, size, now)
     if rows.size == 0:
@@ -175,40 +179,95 @@ def _holds_rows_after(day: datetime, moment: datetime) -> bool:
     return day + timedelta(days=1) + FOLDER_OVERLAP > moment
 
 
-def _read_newest(
-    folders: Mapping[datetime, list[str]],
-    numeric: Sequence[str],
-    categorical: Sequence[str],
-    requests: int,
-) -> _Read:
-    """Whole date folders, newest first, until they hold the newest `requests` rows."""
-    read = _Read([], [], {})
+@dataclass(frozen=True)
+class _Span:
+    """A log file's row count and the first and last timestamps its footer records (in
+    microseconds; None when the footer has no statistics for them)."""
+
+    uri: str
+    rows: int
+    first: int | None
+    last: int | None
+
+
+def _spans(files: Sequence[str]) -> list[_Span]:
+    """The footers of log files, read in parallel."""
+    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="drift-footer") as pool:
+        return list(pool.map(_span, files))
+
+
+def _span(uri: str) -> _Span:
+    try:
+        with storage.open_input(uri) as stream:
+            metadata = pq.read_metadata(stream)
+    except storage.StorageError as error:
+        raise RuntimeFailure("InvalidData", f"cannot read a request log: {error}") from error
+    except (pa.ArrowException, OSError) as error:
+        raise RuntimeFailure("InvalidData", f"{uri}: not a request log: {error}") from error
+    column = metadata.schema.to_arrow_schema().get_field_index(TIMESTAMP)
+    firsts: list[int] = []
+    lasts: list[int] = []
+    for group in range(metadata.num_row_groups):
+        statistics = metadata.row_group(group).column(column).statistics if column >= 0 else None
+        if statistics is None or not statistics.has_min_max:
+            return _Span(uri, metadata.num_rows, None, None)
+        firsts.append(_microseconds(statistics.min))
+        lasts.append(_microseconds(statistics.max))
+    return _Span(uri, metadata.num_rows, min(firsts, default=None), max(lasts, default=None))
+
+
+def _microseconds(value: Any) -> int:
+    """A timestamp statistic (a datetime for a timestamp column) in microseconds."""
+    if not isinstance(value, datetime):
+        raise RuntimeFailure("InvalidData", f"a request log's {TIMESTAMP} is not a timestamp")
+    return _to_microseconds(value if value.tzinfo else value.replace(tzinfo=UTC))
+
+
+def _oldest_needed(spans: Sequence[_Span], requests: int) -> int | None:
+    """A time no row of the newest `requests` is older than: the oldest first row of the
+    fewest newest-ending files holding that many rows (None: the spans cannot tell)."""
+    if any(span.last is None for span in spans):
+        return None
+    taken = 0
+    oldest: int | None = None
+    for span in sorted(spans, key=lambda span: span.last or 0, reverse=True):
+        taken += span.rows
+        oldest = span.first if oldest is None else min(oldest, span.first or 0)
+        if taken >= requests:
+            return oldest
+    return None
+
+
+def _newest_files(folders: Mapping[datetime, list[str]], requests: int) -> list[str]:
+    """The files that can hold the newest `requests` rows, from their footers, reading
+    date folders newest first only while an older one can still hold some of them."""
+    spans: list[_Span] = []
     for day, files in folders.items():
-        if read.rows >= requests and not _holds_rows_after(day, _newest_start(read, requests)):
+        oldest = _oldest_needed(spans, requests)
+        if oldest is not None and not _holds_rows_after(day, _moment(oldest)):
             break
-        folder = _read_folders([files], numeric, categorical)
-        read.files.extend(folder.files)
-        read.logs.extend(folder.logs)
-        read.columns.update(folder.columns)
-    return read
+        spans.extend(_spans(files))
+    oldest = _oldest_needed(spans, requests)
+    return [s.uri for s in spans if oldest is None or s.last is None or s.last >= oldest]
 
 
-def _newest_start(read: _Read, requests: int) -> datetime:
-    """When the oldest of the newest `requests` rows read so far was logged."""
-    stamps = read.stamps()
-    return _moment(int(np.partition(stamps, stamps.size - requests)[stamps.size - requests]))
+def _files_since(folders: Mapping[datetime, list[str]], cutoff: datetime) -> list[str]:
+    """The files that can hold rows logged at or after `cutoff`, from their footers."""
+    files = [
+        uri for day, found in folders.items() if _holds_rows_after(day, cutoff) for uri in found
+    ]
+    moment = _to_microseconds(cutoff)
+    return [s.uri for s in _spans(files) if s.last is None or s.last >= moment]
 
 
-def _read_folders(
-    folders: Iterable[list[str]], numeric: Sequence[str], categorical: Sequence[str]
-) -> _Read:
-    files = [uri for folder in folders for uri in folder]
+def _read_files(files: Sequence[str], numeric: Sequence[str], categorical: Sequence[str]) -> _Read:
+    """The chosen log files' timestamps and features, read in parallel."""
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="drift-read") as pool:
         logs = list(pool.map(lambda uri: _read_file(uri, numeric, categorical), files))
     columns: dict[str, None] = {}
     for log in logs:
         columns.update(dict.fromkeys(log.columns))
-    return _Read(files, logs, columns)
+    return _Read(list(files), logs, columns)
 
 
 def _read_file(uri: str, numeric: Sequence[str], categorical: Sequence[str]) -> _Log:
