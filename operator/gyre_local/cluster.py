@@ -24,6 +24,7 @@ from gyre_local.controllers.deployments import DeploymentController, ReplicaSetC
 from gyre_local.controllers.endpoints import EndpointsController
 from gyre_local.controllers.jobs import JobController
 from gyre_local.controllers.reconciler import Controller
+from gyre_local.controllers.system import ServiceAccountController, create_cluster_objects
 from gyre_local.kubeconfig import write_kubeconfig
 from gyre_local.kubelet.kubelet import Kubelet, SimulationRules
 from gyre_local.kubelet.process import ImageMap
@@ -42,6 +43,7 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     ReplicaSetController,
     DeploymentController,
     EndpointsController,
+    ServiceAccountController,
 )
 
 
@@ -97,6 +99,7 @@ class LocalCluster:
         """Serve the API and start controllers, kubelet and proxy in the running loop."""
         self._loop = asyncio.get_running_loop()
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        create_cluster_objects(self.store)
         for document in _crd_documents(self._crds):
             self.store.create(CRD_GROUP, CRD_PLURAL, None, document)
         # Open watches must not hold up a stop; a dropped client ends its watch handler.

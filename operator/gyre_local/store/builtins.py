@@ -62,6 +62,7 @@ class ResourceType:
 
 
 _ALL = ("all",)
+RBAC_GROUP = "rbac.authorization.k8s.io"
 
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Namespace", "namespaces", False, ("ns",), (), ("status",)),
@@ -73,7 +74,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         True,
         ("po",),
         _ALL,
-        ("status", "log", "proxy"),
+        ("status", "log", "proxy", "exec", "attach", "portforward"),
         field_labels=("status.phase", "spec.nodeName", "spec.restartPolicy", "status.podIP"),
     ),
     ResourceType("", "v1", "Service", "services", True, ("svc",), _ALL, ("status", "proxy")),
@@ -110,6 +111,37 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         "apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), _ALL, ("status", "scale")
     ),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True),
+    ResourceType("", "v1", "Node", "nodes", False, ("no",), (), ("status",)),
+    ResourceType(RBAC_GROUP, "v1", "Role", "roles", True),
+    ResourceType(RBAC_GROUP, "v1", "ClusterRole", "clusterroles", False),
+    ResourceType(RBAC_GROUP, "v1", "RoleBinding", "rolebindings", True),
+    ResourceType(RBAC_GROUP, "v1", "ClusterRoleBinding", "clusterrolebindings", False),
+    ResourceType(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        True,
+        ("pdb",),
+        (),
+        ("status",),
+    ),
+    ResourceType(
+        "networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), (), ("status",)
+    ),
+    ResourceType("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
+    ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
+    ResourceType(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        True,
+        ("hpa",),
+        _ALL,
+        ("status",),
+    ),
+    ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
     ResourceType(
         "apiextensions.k8s.io",
         "v1",
@@ -188,6 +220,33 @@ def set_defaults(kind: str, obj: dict[str, Any], cluster_ip: Callable[[], str]) 
         obj.setdefault("type", "Opaque")
     elif kind == "PersistentVolumeClaim" and spec is not None:
         spec.setdefault("volumeMode", "Filesystem")
+    elif kind == "NetworkPolicy" and spec is not None:
+        _default_network_policy(spec)
+    elif kind == "HorizontalPodAutoscaler" and spec is not None:
+        spec.setdefault("minReplicas", 1)
+        spec.setdefault("metrics", [_DEFAULT_HPA_METRIC])
+    elif kind == "StorageClass":
+        obj.setdefault("reclaimPolicy", "Delete")
+        obj.setdefault("volumeBindingMode", "Immediate")
+    elif kind in ("RoleBinding", "ClusterRoleBinding"):
+        for subject in obj.get("subjects") or []:
+            is_account = subject.get("kind") == "ServiceAccount"
+            subject.setdefault("apiGroup", "" if is_account else RBAC_GROUP)
+
+
+_DEFAULT_HPA_METRIC: dict[str, Any] = {
+    "type": "Resource",
+    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+}
+
+
+def _default_network_policy(spec: dict[str, Any]) -> None:
+    """networking/v1 defaults: TCP ports, and policyTypes from the rules given."""
+    for rule in (spec.get("ingress") or []) + (spec.get("egress") or []):
+        for port in rule.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress", *(["Egress"] if spec.get("egress") else [])]
 
 
 def _select_own_pods(job: dict[str, Any], spec: dict[str, Any]) -> None:
@@ -216,9 +275,31 @@ _INITIAL_STATUS: dict[str, dict[str, Any]] = {
     "Service": {"loadBalancer": {}},
     # No provisioner: every claim is a directory of the process kubelet, bound at once.
     "PersistentVolumeClaim": {"phase": "Bound"},
+    "Ingress": {"loadBalancer": {}},
+    "PodDisruptionBudget": {
+        "disruptionsAllowed": 0,
+        "currentHealthy": 0,
+        "desiredHealthy": 0,
+        "expectedPods": 0,
+    },
+    "HorizontalPodAutoscaler": {"desiredReplicas": 0},
 }
 _KINDS_WITH_SPEC = frozenset(
-    {"Pod", "Service", "Deployment", "ReplicaSet", "Job", "CronJob", "PersistentVolumeClaim"}
+    {
+        "Pod",
+        "Service",
+        "Deployment",
+        "ReplicaSet",
+        "Job",
+        "CronJob",
+        "PersistentVolumeClaim",
+        "Node",
+        "PodDisruptionBudget",
+        "Ingress",
+        "IngressClass",
+        "NetworkPolicy",
+        "HorizontalPodAutoscaler",
+    }
 )
 
 

@@ -1,0 +1,283 @@
+"""The API groups and kinds Helm charts and kubectl need, against a running local cluster."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+
+from gyre_local.cluster import LocalCluster, wait_for
+
+KUBECTL = "/usr/bin/kubectl"
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.kubectl,
+    pytest.mark.skipif(shutil.which(KUBECTL) is None, reason="kubectl is not installed"),
+]
+
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+CHART_OBJECTS: list[dict[str, Any]] = [
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "reader"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
+    },
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+        "subjects": [
+            {"kind": "ServiceAccount", "name": "default"},
+            {"kind": "User", "name": "jane"},
+        ],
+    },
+    {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+    },
+    {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "web"},
+        "spec": {
+            "rules": [
+                {
+                    "host": "web.example.com",
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": "web", "port": {"number": 80}}},
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+    },
+    {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "web"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "web"}},
+            "ingress": [{"ports": [{"port": 80}]}],
+        },
+    },
+    {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "maxReplicas": 3,
+        },
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    },
+]
+STORAGE_CLASS = {
+    "apiVersion": "storage.k8s.io/v1",
+    "kind": "StorageClass",
+    "metadata": {"name": "fast"},
+    "provisioner": "example.com/fast",
+}
+
+
+@pytest.fixture(scope="module")
+def kubectl(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    """Run kubectl against the module's cluster; fails the test on a non-zero exit by default."""
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig_path),
+        "KUBECACHEDIR": str(tmp_path_factory.mktemp("kubecache")),
+    }
+
+    def run(*args: str, check: bool = True, stdin: str | None = None) -> Any:
+        result = subprocess.run(
+            [KUBECTL, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
+        )
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    return run
+
+
+def _namespace(kubectl: Kubectl, name: str) -> str:
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+    )
+    return name
+
+
+def _exists(kubectl: Kubectl, *args: str) -> bool:
+    return kubectl("get", *args, check=False).returncode == 0
+
+
+def _get(kubectl: Kubectl, *args: str) -> Any:
+    return json.loads(kubectl("get", *args, "-o", "json").stdout)
+
+
+def test_api_resources_list_the_groups_with_scope_and_short_names(kubectl: Kubectl) -> None:
+    rows = {
+        tuple(line.split()[0:1] + line.split()[-3:])
+        for line in kubectl("api-resources", "--no-headers").stdout.splitlines()
+    }
+    expected = {
+        ("roles", "rbac.authorization.k8s.io/v1", "true", "Role"),
+        ("clusterroles", "rbac.authorization.k8s.io/v1", "false", "ClusterRole"),
+        ("rolebindings", "rbac.authorization.k8s.io/v1", "true", "RoleBinding"),
+        ("clusterrolebindings", "rbac.authorization.k8s.io/v1", "false", "ClusterRoleBinding"),
+        ("poddisruptionbudgets", "policy/v1", "true", "PodDisruptionBudget"),
+        ("ingresses", "networking.k8s.io/v1", "true", "Ingress"),
+        ("ingressclasses", "networking.k8s.io/v1", "false", "IngressClass"),
+        ("networkpolicies", "networking.k8s.io/v1", "true", "NetworkPolicy"),
+        ("horizontalpodautoscalers", "autoscaling/v2", "true", "HorizontalPodAutoscaler"),
+        ("storageclasses", "storage.k8s.io/v1", "false", "StorageClass"),
+        ("nodes", "v1", "false", "Node"),
+    }
+    assert expected <= rows
+    short = kubectl("api-resources", "-o", "name", "--no-headers").stdout.split()
+    assert "poddisruptionbudgets.policy" in short
+    for alias, plural in (
+        ("pdb", "poddisruptionbudgets"),
+        ("ing", "ingresses"),
+        ("netpol", "networkpolicies"),
+        ("hpa", "horizontalpodautoscalers"),
+        ("sc", "storageclasses"),
+        ("no", "nodes"),
+    ):
+        assert kubectl("get", alias, "-A", "--no-headers", check=False).returncode == 0, plural
+
+
+def test_the_local_node_is_ready_and_sized_as_this_machine(kubectl: Kubectl) -> None:
+    nodes = _get(kubectl, "nodes")["items"]
+    assert [n["metadata"]["name"] for n in nodes] == ["local"]
+    status = nodes[0]["status"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "KubeletReady")
+    assert status["capacity"]["cpu"] == str(os.cpu_count())
+    assert status["capacity"]["memory"].endswith("Ki")
+    assert status["allocatable"]["pods"] == "110"
+    assert {"type": "InternalIP", "address": "127.0.0.1"} in status["addresses"]
+    assert status["nodeInfo"]["kubeletVersion"] == "v1.32.0"
+    kubectl("wait", "--for=condition=Ready", "node/local", "--timeout=5s")
+
+
+def test_default_storage_class(kubectl: Kubectl) -> None:
+    standard = _get(kubectl, "storageclass", "standard")
+    annotations = standard["metadata"]["annotations"]
+    assert annotations["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert (standard["reclaimPolicy"], standard["volumeBindingMode"]) == ("Delete", "Immediate")
+    assert "created" in kubectl("apply", "-f", "-", stdin=yaml.safe_dump(STORAGE_CLASS)).stdout
+    fast = _get(kubectl, "sc", "fast")
+    assert "namespace" not in fast["metadata"]
+    assert fast["reclaimPolicy"] == "Delete"
+
+
+def test_every_namespace_has_a_default_service_account_recreated_if_deleted(
+    kubectl: Kubectl,
+) -> None:
+    for namespace in ("default", "kube-system", "kube-public", _namespace(kubectl, "sa-team")):
+        wait_for(functools.partial(_exists, kubectl, "sa", "default", "-n", namespace))
+    uid = _get(kubectl, "sa", "default", "-n", "sa-team")["metadata"]["uid"]
+    kubectl("delete", "sa", "default", "-n", "sa-team")
+    recreated = wait_for(
+        lambda: json.loads(
+            kubectl("get", "sa", "default", "-n", "sa-team", "-o", "json", check=False).stdout
+            or "null"
+        )
+    )
+    assert recreated["metadata"]["uid"] != uid
+
+
+def test_apply_chart_manifests_with_real_defaults(kubectl: Kubectl) -> None:
+    namespace = _namespace(kubectl, "chart")
+    output = kubectl(
+        "apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump_all(CHART_OBJECTS)
+    ).stdout
+    assert output.splitlines() == [
+        "role.rbac.authorization.k8s.io/reader created",
+        "rolebinding.rbac.authorization.k8s.io/reader created",
+        "poddisruptionbudget.policy/web created",
+        "ingress.networking.k8s.io/web created",
+        "networkpolicy.networking.k8s.io/web created",
+        "horizontalpodautoscaler.autoscaling/web created",
+        "persistentvolumeclaim/data created",
+    ]
+    again = kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump_all(CHART_OBJECTS))
+    # The PDB selector, the binding subjects and the policy rules are replaced whole by kubectl's
+    # patches (patchStrategy replace or atomic lists), so those always read "configured".
+    unchanged = {
+        line.split()[0] for line in again.stdout.splitlines() if line.endswith("unchanged")
+    }
+    assert unchanged == {
+        "role.rbac.authorization.k8s.io/reader",
+        "ingress.networking.k8s.io/web",
+        "horizontalpodautoscaler.autoscaling/web",
+        "persistentvolumeclaim/data",
+    }
+    binding = _get(kubectl, "rolebinding", "reader", "-n", namespace)
+    assert [s.get("apiGroup") for s in binding["subjects"]] == ["", "rbac.authorization.k8s.io"]
+    pdb = _get(kubectl, "pdb", "web", "-n", namespace)
+    assert pdb["status"] == {
+        "currentHealthy": 0,
+        "desiredHealthy": 0,
+        "disruptionsAllowed": 0,
+        "expectedPods": 0,
+    }
+    assert _get(kubectl, "ing", "web", "-n", namespace)["status"] == {"loadBalancer": {}}
+    policy = _get(kubectl, "netpol", "web", "-n", namespace)["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    assert policy["ingress"] == [{"ports": [{"port": 80, "protocol": "TCP"}]}]
+    hpa = _get(kubectl, "hpa", "web", "-n", namespace)["spec"]
+    assert hpa["minReplicas"] == 1
+    assert hpa["metrics"] == [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 80},
+            },
+        }
+    ]
+
+
+def test_official_client_reads_the_new_groups(cluster: LocalCluster) -> None:
+    client = cluster.api_client()
+    rbac = kubernetes.client.RbacAuthorizationV1Api(client)
+    rule = kubernetes.client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["get"])
+    meta = kubernetes.client.V1ObjectMeta(name="viewer")
+    rbac.create_cluster_role(kubernetes.client.V1ClusterRole(metadata=meta, rules=[rule]))
+    role = rbac.read_cluster_role("viewer")
+    assert role.rules == [rule]
+    assert role.metadata is not None and role.metadata.namespace is None
+    nodes = kubernetes.client.CoreV1Api(client).list_node().items
+    assert [n.metadata.name for n in nodes if n.metadata] == ["local"]
+    classes = kubernetes.client.StorageV1Api(client).list_storage_class().items
+    assert "standard" in [c.metadata.name for c in classes if c.metadata]
+    groups = kubernetes.client.ApisApi(client).get_api_versions().groups
+    preferred = {g.name: g.preferred_version.version for g in groups if g.preferred_version}
+    assert (preferred["autoscaling"], preferred["policy"]) == ("v2", "v1")
