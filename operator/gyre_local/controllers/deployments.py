@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gyre_local.clock import now_rfc3339, seconds_since
+from gyre_local.controllers.events import EventRecorder, pod_created, pod_deleted
 from gyre_local.controllers.objects import (
     is_deleting,
     owned_by,
@@ -18,7 +19,7 @@ from gyre_local.controllers.objects import (
     random_suffix,
 )
 from gyre_local.controllers.reconciler import Controller, owner_keys
-from gyre_local.store.store import ApiError
+from gyre_local.store.store import ApiError, Store
 
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
@@ -112,6 +113,10 @@ class ReplicaSetController(Controller):
 
     resource = ("apps", "replicasets")
 
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.events = EventRecorder(store, "replicaset-controller")
+
     def sources(self) -> Iterable[tuple[str, str, Any]]:
         """Pods, mapped to the ReplicaSet that controls them."""
         return [("", "pods", owner_keys("ReplicaSet"))]
@@ -137,7 +142,7 @@ class ReplicaSetController(Controller):
             newest_first = sorted(active, key=_created, reverse=True)
             doomed = sorted(newest_first, key=_deletion_rank)[: len(active) - wanted]
             for pod in doomed:
-                self._delete(pod)
+                self._delete(rs, pod)
             active = [p for p in active if p not in doomed]
         return self._write_status(rs, active)
 
@@ -158,14 +163,18 @@ class ReplicaSetController(Controller):
             },
             "spec": template.get("spec") or {},
         }
-        return self.store.create("", "pods", metadata["namespace"], pod)
+        created = self.store.create("", "pods", metadata["namespace"], pod)
+        pod_created(self.events, rs, created)
+        return created
 
-    def _delete(self, pod: dict[str, Any]) -> None:
+    def _delete(self, rs: dict[str, Any], pod: dict[str, Any]) -> None:
         try:
             self.store.delete("", "pods", pod["metadata"]["namespace"], pod["metadata"]["name"])
         except ApiError as error:
             if error.code != 404:
                 raise
+            return
+        pod_deleted(self.events, rs, pod)
 
     def _write_status(self, rs: dict[str, Any], active: list[dict[str, Any]]) -> float | None:
         min_ready = float((rs.get("spec") or {}).get("minReadySeconds", 0))
@@ -225,6 +234,10 @@ class DeploymentController(Controller):
     """Rolls a Deployment's pod template out through ReplicaSets."""
 
     resource = ("apps", "deployments")
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.events = EventRecorder(store, "deployment-controller")
 
     def sources(self) -> Iterable[tuple[str, str, Any]]:
         """ReplicaSets, mapped to the Deployment that controls them."""
@@ -356,11 +369,20 @@ class DeploymentController(Controller):
             DESIRED_REPLICAS: str(_replicas(deployment)),
             MAX_REPLICAS: str(_replicas(deployment) + surge),
         }
+        before = _replicas(rs)
         updated = self._patch_rs(
             rs, {"metadata": {"annotations": annotations}, "spec": {"replicas": replicas}}
         )
         rs.clear()
         rs.update(updated)
+        if replicas != before:
+            direction = "up" if replicas > before else "down"
+            name = rs["metadata"]["name"]
+            self.events.normal(
+                deployment,
+                "ScalingReplicaSet",
+                f"Scaled {direction} replica set {name} from {before} to {replicas}",
+            )
 
     def _patch_rs(self, rs: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         metadata = rs["metadata"]

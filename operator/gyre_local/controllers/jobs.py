@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gyre_local.clock import now_rfc3339, seconds_since
+from gyre_local.controllers.events import EventRecorder, pod_created, pod_deleted
 from gyre_local.controllers.objects import (
     is_deleting,
     owned_by,
@@ -20,7 +21,7 @@ from gyre_local.controllers.objects import (
     random_suffix,
 )
 from gyre_local.controllers.reconciler import Controller, Key, owner_keys
-from gyre_local.store.store import ApiError
+from gyre_local.store.store import ApiError, Store
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 DEFAULT_BACKOFF_LIMIT = 6
@@ -50,6 +51,10 @@ class JobController(Controller):
     """Creates a Job's pods, counts their outcomes and finishes the Job."""
 
     resource = ("batch", "jobs")
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.events = EventRecorder(store, "job-controller")
 
     def sources(self) -> Iterable[tuple[str, str, Any]]:
         """Pods, mapped to the Job that controls (or controlled) them."""
@@ -81,16 +86,19 @@ class JobController(Controller):
         spec = job.get("spec") or {}
         now = now_rfc3339()
         if spec.get("suspend"):
-            self._delete_pods(pods)
+            self._delete_pods(job, pods)
             status["active"] = 0
             status["ready"] = 0
-            self._set_condition(
+            suspending = self._set_condition(
                 status, condition("Suspended", "JobSuspended", "Job suspended", now)
             )
             self._write(job, status)
+            if suspending:
+                self.events.normal(job, "Suspended", "Job suspended")
             return None
         suspended = [c for c in status.get("conditions") or [] if c.get("type") == "Suspended"]
-        if suspended and suspended[0].get("status") == "True":
+        resuming = bool(suspended) and suspended[0].get("status") == "True"
+        if resuming:
             resumed = condition("Suspended", "JobResumed", "Job resumed", now)
             self._set_condition(status, {**resumed, "status": "False"})
         status.setdefault("startTime", now)
@@ -98,7 +106,7 @@ class JobController(Controller):
         verdict = self._verdict(spec, status, pods)
         if verdict is not None:
             reason, message = verdict
-            self._delete_pods(pods)
+            self._delete_pods(job, pods)
             pods = []
             if reason == "Complete":
                 status["completionTime"] = now
@@ -118,9 +126,19 @@ class JobController(Controller):
         status["active"] = len(pods)
         status["ready"] = sum(1 for p in pods if pod_ready(p))
         self._write(job, status)
+        if resuming:
+            self.events.normal(job, "Resumed", "Job resumed")
         if verdict is not None:
+            self._record_finished(job, *verdict)
             return self._expire(job)
         return recheck
+
+    def _record_finished(self, job: dict[str, Any], reason: str, message: str) -> None:
+        """The event of a finished Job: Completed, or a Warning with the failure's reason."""
+        if reason == "Complete":
+            self.events.normal(job, "Completed", "Job completed")
+        else:
+            self.events.warning(job, reason, message)
 
     def _pods(self, job: dict[str, Any]) -> list[dict[str, Any]]:
         """The Job's pods: by the `controller-uid` label (an indexed lookup), then ownership."""
@@ -216,7 +234,7 @@ class JobController(Controller):
         else:
             wanted = max(0, min(parallelism, completions - succeeded))
         if len(active) > wanted:
-            self._delete_pods(active[wanted:])
+            self._delete_pods(job, active[wanted:])
             return active[:wanted]
         return active + [self._create_pod(job) for _ in range(wanted - len(active))]
 
@@ -247,15 +265,19 @@ class JobController(Controller):
             },
             "spec": template.get("spec") or {},
         }
-        return self.store.create("", "pods", metadata["namespace"], pod)
+        created = self.store.create("", "pods", metadata["namespace"], pod)
+        pod_created(self.events, job, created)
+        return created
 
-    def _delete_pods(self, pods: list[dict[str, Any]]) -> None:
+    def _delete_pods(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         for pod in pods:
             try:
                 self.store.delete("", "pods", pod["metadata"]["namespace"], pod["metadata"]["name"])
             except ApiError as error:
                 if error.code != 404:
                     raise
+                continue
+            pod_deleted(self.events, job, pod)
 
     def _expire(self, job: dict[str, Any]) -> float | None:
         """Delete a finished Job once ttlSecondsAfterFinished passed; else when to look again."""
@@ -278,16 +300,18 @@ class JobController(Controller):
         return None
 
     @staticmethod
-    def _set_condition(status: dict[str, Any], new: dict[str, Any]) -> None:
-        """Add or replace a condition; an equal one (status and reason) is kept as it is."""
+    def _set_condition(status: dict[str, Any], new: dict[str, Any]) -> bool:
+        """Add or replace a condition, saying whether it changed; an equal one (status and
+        reason) is kept as it is."""
         for existing in status.get("conditions") or []:
             if existing.get("type") == new["type"] and (
                 existing.get("status"),
                 existing.get("reason"),
             ) == (new["status"], new["reason"]):
-                return
+                return False
         conditions = [c for c in status.get("conditions") or [] if c.get("type") != new["type"]]
         status["conditions"] = [*conditions, new]
+        return True
 
     def _write(self, job: dict[str, Any], status: dict[str, Any]) -> None:
         """Write the status (zero counters omitted, as Kubernetes does) and refresh job."""

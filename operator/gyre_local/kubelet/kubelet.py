@@ -18,9 +18,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from gyre_local.controllers.events import EventRecorder
 from gyre_local.controllers.informer import watch_forever
 from gyre_local.kubelet.process import ImageMap, PodFiles, ProcessPod, claim_directory
-from gyre_local.kubelet.state import NODE_NAME, Backoff, PodRecord, pod_status, restarts
+from gyre_local.kubelet.state import (
+    NODE_NAME,
+    Backoff,
+    ContainerRecord,
+    PodRecord,
+    pod_status,
+    restarts,
+)
 from gyre_local.store.store import ApiError, Store
 
 log = logging.getLogger(__name__)
@@ -213,6 +221,82 @@ class SimulatedPod:
         return self._behaviour.logs
 
 
+class PodEvents:
+    """The kubelet's events about one pod's containers, read from the changes of its record.
+
+    Each publication of the record is compared with the one before, per container: a run not
+    seen before (running, or terminated without having been seen running) records Pulled,
+    Created and Started (Failed instead of Started when it could not start); a crash-loop wait
+    records BackOff; a configuration error records Failed. Messages are the kubelet's.
+    """
+
+    def __init__(self, recorder: EventRecorder, pod: Mapping[str, Any]) -> None:
+        self._recorder = recorder
+        self._pod = pod
+        self._seen: dict[str, tuple[int, str, str, str]] = {}
+        self._announced: dict[str, int] = {}
+
+    def observe(self, record: PodRecord) -> None:
+        """Record the events of every container change since the last observation."""
+        for key, containers in (
+            ("initContainers", record.init_containers),
+            ("containers", record.containers),
+        ):
+            for container in containers:
+                self._observe(f"spec.{key}{{{container.name}}}", container)
+
+    def stopping(self, record: PodRecord) -> None:
+        """Record Killing for every container still running, as its pod is stopped."""
+        for key, containers in (
+            ("initContainers", record.init_containers),
+            ("containers", record.containers),
+        ):
+            for container in containers:
+                if container.running:
+                    self._recorder.normal(
+                        self._pod,
+                        "Killing",
+                        f"Stopping container {container.name}",
+                        f"spec.{key}{{{container.name}}}",
+                    )
+
+    def _observe(self, field_path: str, container: ContainerRecord) -> None:
+        kind = next(iter(container.state), "")
+        detail: Mapping[str, Any] = container.state.get(kind) or {}
+        reason, message = str(detail.get("reason", "")), str(detail.get("message", ""))
+        snapshot = (container.restart_count, kind, reason, message)
+        if self._seen.get(field_path) == snapshot:
+            return
+        self._seen[field_path] = snapshot
+        name = container.name
+        if kind in ("running", "terminated"):
+            if self._announced.get(field_path) == container.restart_count:
+                return
+            self._announced[field_path] = container.restart_count
+            self._recorder.normal(
+                self._pod,
+                "Pulled",
+                f'Container image "{container.image}" already present on machine',
+                field_path,
+            )
+            self._recorder.normal(self._pod, "Created", f"Created container: {name}", field_path)
+            if reason == "StartError":
+                self._recorder.warning(self._pod, "Failed", f"Error: {message}", field_path)
+            else:
+                self._recorder.normal(self._pod, "Started", f"Started container {name}", field_path)
+        elif reason.endswith("CrashLoopBackOff"):
+            metadata = self._pod.get("metadata") or {}
+            pod = f"{metadata.get('name')}_{metadata.get('namespace')}({metadata.get('uid')})"
+            self._recorder.warning(
+                self._pod,
+                "BackOff",
+                f"Back-off restarting failed container {name} in pod {pod}",
+                field_path,
+            )
+        elif reason == "CreateContainerConfigError":
+            self._recorder.warning(self._pod, "Failed", f"Error: {message}", field_path)
+
+
 @dataclass
 class _PodHandle:
     uid: str
@@ -221,6 +305,7 @@ class _PodHandle:
     runner: PodRunner
     files: PodFiles | None
     grace: float
+    events: PodEvents
     task: asyncio.Task[None] | None = None
     retiring: bool = False
 
@@ -251,6 +336,8 @@ class Kubelet:
         self.extra_env = dict(extra_env or {})
         self._pods: dict[str, _PodHandle] = {}
         self._retirements: set[asyncio.Task[None]] = set()
+        self.events = EventRecorder(store, "kubelet", host=NODE_NAME)
+        self.scheduler_events = EventRecorder(store, "default-scheduler")
 
     async def run(self) -> None:
         """Run pods as they appear and stop them as they are deleted, until cancelled."""
@@ -329,6 +416,7 @@ class Kubelet:
 
         def publish() -> None:
             if (handle := self._pods.get(uid)) is not None:
+                handle.events.observe(handle.runner.record)
                 self._write_status(handle)
 
         runner: PodRunner
@@ -349,7 +437,7 @@ class Kubelet:
             runner = SimulatedPod(pod, record, behaviour, backoff=self.backoff, publish=publish)
         # The pod's own grace period: the store records deletions with a grace period of 0.
         grace = float((pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE))
-        handle = _PodHandle(uid, namespace, name, runner, files, grace)
+        handle = _PodHandle(uid, namespace, name, runner, files, grace, PodEvents(self.events, pod))
         self._pods[uid] = handle
         self._bind(handle, pod)
         publish()
@@ -357,11 +445,11 @@ class Kubelet:
         handle.task.add_done_callback(lambda task: self._on_runner_done(handle, task))
 
     def _bind(self, handle: _PodHandle, pod: dict[str, Any]) -> None:
-        """Schedule the pod to the node, as the scheduler's binding would."""
+        """Schedule the pod to the node, as the scheduler's binding would, with its event."""
         if (pod.get("spec") or {}).get("nodeName") == NODE_NAME:
             return
-        with contextlib.suppress(ApiError):
-            self.store.patch(
+        try:
+            bound = self.store.patch(
                 "",
                 "pods",
                 handle.namespace,
@@ -369,6 +457,13 @@ class Kubelet:
                 {"spec": {"nodeName": NODE_NAME}},
                 "application/merge-patch+json",
             )
+        except ApiError:
+            return
+        self.scheduler_events.normal(
+            bound,
+            "Scheduled",
+            f"Successfully assigned {handle.namespace}/{handle.name} to {NODE_NAME}",
+        )
 
     def _on_runner_done(self, handle: _PodHandle, task: asyncio.Task[None]) -> None:
         if task.cancelled() or task.exception() is None:
@@ -386,6 +481,7 @@ class Kubelet:
 
     def _spawn_retirement(self, handle: _PodHandle, *, publish: bool) -> None:
         handle.retiring = True
+        handle.events.stopping(handle.runner.record)
         task = asyncio.create_task(self._retire(handle, publish=publish))
         self._retirements.add(task)
         task.add_done_callback(self._retirements.discard)
