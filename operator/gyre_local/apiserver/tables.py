@@ -1,11 +1,18 @@
-"""Server-side Table output (`Accept: ...;as=Table`): the columns `kubectl get` prints."""
+"""Server-side Table output (`Accept: ...;as=Table`): the columns `kubectl get` prints.
+
+Built-in kinds get the columns and cells of kube-apiserver's printers
+(pkg/printers/internalversion/printers.go), always generated wide as the server does:
+kubectl shows priority-1 columns only with `-o wide`. Custom resources get their
+additionalPrinterColumns, or Age when they declare none.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from gyre_local.apiserver import openapi
 from gyre_local.store.store import ResourceType, Store
@@ -13,6 +20,34 @@ from gyre_local.store.store import ResourceType, Store
 _PATH_TOKEN = re.compile(
     r"\.([A-Za-z0-9_-]+)|\[(\d+)\]|\[\?\(@\.([A-Za-z0-9_.-]+)==\"([^\"]*)\"\)\]"
 )
+_NONE = "<none>"
+_ACCESS_MODES = (
+    ("ReadWriteOnce", "RWO"),
+    ("ReadOnlyMany", "ROX"),
+    ("ReadWriteMany", "RWX"),
+    ("ReadWriteOncePod", "RWOP"),
+)
+_MAX_ENDPOINTS = 3
+_DEFAULT_STORAGE_CLASS = "storageclass.kubernetes.io/is-default-class"
+_BETA_STORAGE_CLASS = "volume.beta.kubernetes.io/storage-class"
+
+Obj = dict[str, Any]
+
+
+class Column(NamedTuple):
+    """One column definition of a Table."""
+
+    name: str
+    type: str = "string"
+    priority: int = 0
+    format: str = ""
+
+
+@dataclass(frozen=True)
+class _Printer:
+    columns: list[Column]
+    cells: Callable[[Obj], list[Any]]
+    conditions: Callable[[Obj], list[Obj]] = lambda _obj: []
 
 
 def _json_path(obj: Any, expression: str) -> Any:
@@ -35,137 +70,754 @@ def _json_path(obj: Any, expression: str) -> Any:
     return current[0] if current else None
 
 
-def _age(timestamp: str | None) -> str:
+# ---- formatting helpers shared by the printers ----
+
+
+def human_duration(seconds: float) -> str:
+    """A duration as kubectl shows it (apimachinery's duration.HumanDuration)."""
+    whole = int(seconds)
+    if whole < -1:
+        return "<invalid>"
+    if whole < 0:
+        return "0s"
+    if whole < 120:
+        return f"{whole}s"
+    minutes, hours = whole // 60, whole // 3600
+    if minutes < 10:
+        return _joined(minutes, "m", whole % 60, "s")
+    if minutes < 180:
+        return f"{minutes}m"
+    if hours < 8:
+        return _joined(hours, "h", minutes % 60, "m")
+    if hours < 48:
+        return f"{hours}h"
+    days = hours // 24
+    if hours < 24 * 8:
+        return _joined(days, "d", hours % 24, "h")
+    if hours < 24 * 365 * 2:
+        return f"{days}d"
+    if hours < 24 * 365 * 8:
+        return _joined(days // 365, "y", days % 365, "d")
+    return f"{days // 365}y"
+
+
+def _joined(major: int, major_unit: str, minor: int, minor_unit: str) -> str:
+    return f"{major}{major_unit}{minor}{minor_unit}" if minor else f"{major}{major_unit}"
+
+
+def _parse_time(timestamp: str) -> datetime:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _since(timestamp: str | None) -> str:
+    """The age of a timestamp (translateTimestampSince): `<unknown>` when unset."""
     if not timestamp:
         return "<unknown>"
-    created = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    seconds = max(0, int((datetime.now(UTC) - created).total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size * (2 if unit != "d" else 1):
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    return human_duration((datetime.now(UTC) - _parse_time(timestamp)).total_seconds())
 
 
-def _pod_status(pod: dict[str, Any]) -> str:
-    """The STATUS kubectl shows: a waiting or terminated container's reason, else the phase."""
-    status = pod.get("status") or {}
-    if pod["metadata"].get("deletionTimestamp"):
-        return "Terminating"
-    for container in status.get("containerStatuses") or []:
+def _age(obj: Obj) -> str:
+    return _since(obj["metadata"].get("creationTimestamp"))
+
+
+def _created_at(obj: Obj) -> str:
+    """The creation time in RFC 3339, the default table converter's `Created At`."""
+    created = obj["metadata"].get("creationTimestamp")
+    return _parse_time(created).strftime("%Y-%m-%dT%H:%M:%SZ") if created else ""
+
+
+def _format_labels(labels: dict[str, str] | None) -> str:
+    """labels.FormatLabels: sorted `k=v` pairs, `<none>` when empty."""
+    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or _NONE
+
+
+def _selector_string(selector: Obj | None) -> str:
+    """metav1.LabelSelectorAsSelector(...).String(): requirements sorted by key."""
+    if not selector:
+        return ""
+    requirements = [(k, f"{k}={v}") for k, v in (selector.get("matchLabels") or {}).items()]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression["key"], expression["operator"]
+        values = ",".join(sorted(expression.get("values") or []))
+        text = {
+            "In": f"{key} in ({values})",
+            "NotIn": f"{key} notin ({values})",
+            "Exists": key,
+            "DoesNotExist": f"!{key}",
+        }[operator]
+        requirements.append((key, text))
+    return ",".join(text for _, text in sorted(requirements, key=lambda r: r[0]))
+
+
+def _format_selector(selector: Obj | None) -> str:
+    """metav1.FormatLabelSelector: the selector string, `<none>` when it selects everything."""
+    return _selector_string(selector) or _NONE
+
+
+def _has_condition(obj: Obj, condition_type: str) -> bool:
+    """Whether the object's first condition of a type is True."""
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    first: Obj = next((c for c in conditions if c.get("type") == condition_type), {})
+    return first.get("status") == "True"
+
+
+# ---- pods ----
+
+
+def _restartable_init(container: Obj | None) -> bool:
+    return bool(container) and (container or {}).get("restartPolicy") == "Always"
+
+
+def _finished_at(container_status: Obj) -> str:
+    terminated = (container_status.get("lastState") or {}).get("terminated") or {}
+    return str(terminated.get("finishedAt") or "")
+
+
+def _later(first: str, second: str) -> str:
+    if not first or not second:
+        return first or second
+    return second if _parse_time(second) > _parse_time(first) else first
+
+
+def _terminated_reason(terminated: Obj, prefix: str) -> str:
+    if terminated.get("reason"):
+        return f"{prefix}{terminated['reason']}"
+    if terminated.get("signal"):
+        return f"{prefix}Signal:{terminated['signal']}"
+    return f"{prefix}ExitCode:{terminated.get('exitCode', 0)}"
+
+
+@dataclass
+class _PodSummary:
+    reason: str
+    ready: int = 0
+    restarts: int = 0
+    last_restart: str = ""
+
+
+def _pod_init_containers(pod: Obj, summary: _PodSummary) -> tuple[bool, int, str]:
+    """Walk the init containers: whether the pod is still initializing, and the restarts and
+    last restart time of its restartable (sidecar) init containers."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    declared = {c["name"]: c for c in spec.get("initContainers") or []}
+    sidecar_restarts, sidecar_last = 0, ""
+    for position, container in enumerate(status.get("initContainerStatuses") or []):
+        sidecar = _restartable_init(declared.get(container.get("name", "")))
+        count = int(container.get("restartCount", 0))
+        summary.restarts += count
+        summary.last_restart = _later(summary.last_restart, _finished_at(container))
+        if sidecar:
+            sidecar_restarts += count
+            sidecar_last = _later(sidecar_last, _finished_at(container))
         state = container.get("state") or {}
-        for key in ("waiting", "terminated"):
-            reason = (state.get(key) or {}).get("reason")
-            if reason:
-                return str(reason)
-    return str(status.get("phase", "Pending"))
+        terminated, waiting = state.get("terminated"), state.get("waiting") or {}
+        if terminated is not None and int(terminated.get("exitCode", 0)) == 0:
+            continue
+        if sidecar and container.get("started"):
+            summary.ready += 1 if container.get("ready") else 0
+            continue
+        if terminated is not None:
+            summary.reason = _terminated_reason(terminated, "Init:")
+        elif waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            summary.reason = f"Init:{waiting['reason']}"
+        else:
+            summary.reason = f"Init:{position}/{len(declared)}"
+        return True, sidecar_restarts, sidecar_last
+    return False, sidecar_restarts, sidecar_last
 
 
-def _pod_ready(pod: dict[str, Any]) -> str:
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    total = len((pod.get("spec") or {}).get("containers") or [])
-    return f"{sum(1 for s in statuses if s.get('ready'))}/{total}"
+def _pod_summary(pod: Obj) -> _PodSummary:
+    """READY, STATUS and RESTARTS as printPod computes them."""
+    status = pod.get("status") or {}
+    summary = _PodSummary(str(status.get("reason") or status.get("phase") or ""))
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == "SchedulingGated":
+            summary.reason = "SchedulingGated"
+    initializing, sidecar_restarts, sidecar_last = _pod_init_containers(pod, summary)
+    if not initializing or _has_condition(pod, "Initialized"):
+        summary.restarts, summary.last_restart = sidecar_restarts, sidecar_last
+        running = False
+        for container in reversed(status.get("containerStatuses") or []):
+            summary.restarts += int(container.get("restartCount", 0))
+            summary.last_restart = _later(summary.last_restart, _finished_at(container))
+            state = container.get("state") or {}
+            waiting, terminated = state.get("waiting") or {}, state.get("terminated")
+            if waiting.get("reason"):
+                summary.reason = waiting["reason"]
+            elif terminated is not None:
+                summary.reason = _terminated_reason(terminated, "")
+            elif container.get("ready") and state.get("running") is not None:
+                running = True
+                summary.ready += 1
+        if summary.reason == "Completed" and running:
+            summary.reason = "Running" if _has_condition(pod, "Ready") else "NotReady"
+    if pod["metadata"].get("deletionTimestamp"):
+        if status.get("reason") == "NodeLost":
+            summary.reason = "Unknown"
+        elif status.get("phase") not in ("Succeeded", "Failed"):
+            summary.reason = "Terminating"
+    return summary
 
 
-def _pod_restarts(pod: dict[str, Any]) -> int:
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    return sum(int(s.get("restartCount", 0)) for s in statuses)
-
-
-Column = tuple[str, str, Callable[[dict[str, Any]], Any]]
-_AGE_COLUMN: Column = ("Age", "string", lambda o: _age(o["metadata"].get("creationTimestamp")))
-_BUILTIN_COLUMNS: dict[str, list[Column]] = {
-    "Pod": [
-        ("Ready", "string", _pod_ready),
-        ("Status", "string", _pod_status),
-        ("Restarts", "integer", _pod_restarts),
-    ],
-    "Deployment": [
-        (
-            "Ready",
-            "string",
-            lambda o: (
-                f"{_json_path(o, '.status.readyReplicas') or 0}/{_json_path(o, '.spec.replicas')}"
-            ),
-        ),
-        ("Up-to-date", "integer", lambda o: _json_path(o, ".status.updatedReplicas") or 0),
-        ("Available", "integer", lambda o: _json_path(o, ".status.availableReplicas") or 0),
-    ],
-    "Job": [
-        (
-            "Completions",
-            "string",
-            lambda o: (
-                f"{_json_path(o, '.status.succeeded') or 0}/{_json_path(o, '.spec.completions')}"
-            ),
-        ),
-    ],
-    "Namespace": [("Status", "string", lambda o: _json_path(o, ".status.phase"))],
-    "ConfigMap": [("Data", "integer", lambda o: len(o.get("data") or {}))],
-}
-
-
-def _columns(store: Store, rtype: ResourceType, version: str) -> list[tuple[Column, int]]:
-    """The table columns after Name with their priorities, as kube-apiserver builds them.
-
-    Built-in kinds and CRDs without printer columns end with Age; a CRD's declared columns
-    replace that default, and its date columns show an age, like the apiserver's converter.
-    """
-    if store.is_builtin(rtype):
-        return [(c, 0) for c in _BUILTIN_COLUMNS.get(rtype.kind, [])] + [(_AGE_COLUMN, 0)]
-    declared = openapi.printer_columns(store, rtype, version)
-    if not declared:
-        return [(_AGE_COLUMN, 0)]
+def _pod_cells(pod: Obj) -> list[Any]:
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    summary = _pod_summary(pod)
+    total = len(spec.get("containers") or []) + sum(
+        1 for c in spec.get("initContainers") or [] if _restartable_init(c)
+    )
+    restarts = str(summary.restarts)
+    if summary.restarts and summary.last_restart:
+        restarts = f"{summary.restarts} ({_since(summary.last_restart)} ago)"
+    pod_ips = status.get("podIPs") or []
+    gates = spec.get("readinessGates") or []
+    readiness = _NONE
+    if gates:
+        true_gates = sum(1 for g in gates if _has_condition(pod, g.get("conditionType", "")))
+        readiness = f"{true_gates}/{len(gates)}"
     return [
-        (
-            (
-                spec["name"],
-                spec.get("type", "string"),
-                _path_cell(spec["jsonPath"], spec.get("type")),
-            ),
-            int(spec.get("priority", 0)),
-        )
-        for spec in declared
+        f"{summary.ready}/{total}",
+        summary.reason,
+        restarts,
+        _age(pod),
+        (pod_ips[0].get("ip") if pod_ips else "") or _NONE,
+        spec.get("nodeName") or _NONE,
+        status.get("nominatedNodeName") or _NONE,
+        readiness,
     ]
 
 
-def _path_cell(expression: str, column_type: str | None) -> Callable[[dict[str, Any]], Any]:
+def _pod_conditions(pod: Obj) -> list[Obj]:
+    """Row conditions marking a finished pod, as printPod sets them."""
+    messages = {"Succeeded": "The pod has completed successfully.", "Failed": "The pod failed."}
+    phase = (pod.get("status") or {}).get("phase")
+    if phase not in messages:
+        return []
+    return [{"type": "Completed", "status": "True", "reason": phase, "message": messages[phase]}]
+
+
+# ---- services and endpoints ----
+
+
+def _balancer_addresses(obj: Obj) -> list[str]:
+    """loadBalancerStatusStringer: the sorted, distinct IPs (else hostnames) of the ingress."""
+    ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return sorted({i.get("ip") or i.get("hostname") for i in ingress} - {None, ""})
+
+
+def _service_external_ip(service: Obj) -> str:
+    spec = service.get("spec") or {}
+    external = list(spec.get("externalIPs") or [])
+    service_type = spec.get("type", "ClusterIP")
+    if service_type in ("ClusterIP", "NodePort"):
+        return ",".join(external) or _NONE
+    if service_type == "LoadBalancer":
+        return ",".join([*_balancer_addresses(service), *external]) or "<pending>"
+    if service_type == "ExternalName":
+        return str(spec.get("externalName", ""))
+    return "<unknown>"
+
+
+def _service_cells(service: Obj) -> list[Any]:
+    spec = service.get("spec") or {}
+    ports = [
+        f"{p['port']}:{p['nodePort']}/{p.get('protocol', 'TCP')}"
+        if p.get("nodePort")
+        else f"{p['port']}/{p.get('protocol', 'TCP')}"
+        for p in spec.get("ports") or []
+    ]
+    cluster_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
+    return [
+        spec.get("type", ""),
+        cluster_ips[0] if cluster_ips else _NONE,
+        _service_external_ip(service),
+        ",".join(ports) or _NONE,
+        _age(service),
+        _format_labels(spec.get("selector")),
+    ]
+
+
+def _endpoints_cell(endpoints: Obj) -> str:
+    """formatEndpoints: the first three address:port pairs and how many more."""
+    subsets = endpoints.get("subsets") or []
+    if not subsets:
+        return _NONE
+    shown: list[str] = []
+    count = 0
+    for subset in subsets:
+        addresses = [a["ip"] for a in subset.get("addresses") or []]
+        ports = subset.get("ports") or []
+        pairs = [
+            f"[{ip}]:{p['port']}" if ":" in ip else f"{ip}:{p['port']}"
+            for p in ports
+            for ip in addresses
+        ]
+        candidates = pairs if ports else addresses
+        count += len(candidates)
+        shown.extend(candidates[: _MAX_ENDPOINTS - len(shown)])
+    text = ",".join(shown)
+    return f"{text} + {count - _MAX_ENDPOINTS} more..." if count > _MAX_ENDPOINTS else text
+
+
+# ---- workloads ----
+
+
+def _status_int(obj: Obj, field: str) -> int:
+    return int((obj.get("status") or {}).get(field) or 0)
+
+
+def _wide_workload(pod_spec: Obj | None, selector: str) -> list[Any]:
+    """The wide CONTAINERS, IMAGES (layoutContainerCells) and SELECTOR cells of a workload."""
+    containers = (pod_spec or {}).get("containers") or []
+    names = ",".join(c.get("name", "") for c in containers)
+    return [names, ",".join(c.get("image", "") for c in containers), selector]
+
+
+def _deployment_cells(deployment: Obj) -> list[Any]:
+    spec = deployment.get("spec") or {}
+    return [
+        f"{_status_int(deployment, 'readyReplicas')}/{int(spec.get('replicas') or 0)}",
+        _status_int(deployment, "updatedReplicas"),
+        _status_int(deployment, "availableReplicas"),
+        _age(deployment),
+        *_wide_workload(_json_path(spec, ".template.spec"), _selector_string(spec.get("selector"))),
+    ]
+
+
+def _replica_set_cells(replica_set: Obj) -> list[Any]:
+    spec = replica_set.get("spec") or {}
+    return [
+        int(spec.get("replicas") or 0),
+        _status_int(replica_set, "replicas"),
+        _status_int(replica_set, "readyReplicas"),
+        _age(replica_set),
+        *_wide_workload(_json_path(spec, ".template.spec"), _format_selector(spec.get("selector"))),
+    ]
+
+
+_JOB_STATUS_CONDITIONS = (
+    ("Complete", "Complete"),
+    ("Failed", "Failed"),
+    ("", "Terminating"),  # deletionTimestamp, checked in this order by printJob
+    ("Suspended", "Suspended"),
+    ("FailureTarget", "FailureTarget"),
+)
+
+
+def _job_status(job: Obj) -> str:
+    for condition, shown in _JOB_STATUS_CONDITIONS:
+        if condition and _has_condition(job, condition):
+            return shown
+        if not condition and job["metadata"].get("deletionTimestamp"):
+            return shown
+    return "Running"
+
+
+def _job_cells(job: Obj) -> list[Any]:
+    spec, status = job.get("spec") or {}, job.get("status") or {}
+    succeeded = int(status.get("succeeded") or 0)
+    parallelism = int(spec.get("parallelism") or 0)
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif parallelism > 1:
+        completions = f"{succeeded}/1 of {parallelism}"
+    else:
+        completions = f"{succeeded}/1"
+    duration = ""
+    if status.get("startTime"):
+        start = _parse_time(status["startTime"])
+        end = _parse_time(status["completionTime"]) if status.get("completionTime") else None
+        duration = human_duration(((end or datetime.now(UTC)) - start).total_seconds())
+    return [
+        _job_status(job),
+        completions,
+        duration,
+        _age(job),
+        *_wide_workload(_json_path(spec, ".template.spec"), _format_selector(spec.get("selector"))),
+    ]
+
+
+def _cron_job_cells(cron_job: Obj) -> list[Any]:
+    spec, status = cron_job.get("spec") or {}, cron_job.get("status") or {}
+    suspend = spec.get("suspend")
+    job_spec = _json_path(spec, ".jobTemplate.spec") or {}
+    return [
+        spec.get("schedule", ""),
+        spec.get("timeZone") or _NONE,
+        "<unset>" if suspend is None else str(bool(suspend)),  # printBoolPtr
+        len(status.get("active") or []),
+        _since(status["lastScheduleTime"]) if status.get("lastScheduleTime") else _NONE,
+        _age(cron_job),
+        *_wide_workload(
+            _json_path(job_spec, ".template.spec"),
+            _format_selector(job_spec.get("selector")),
+        ),
+    ]
+
+
+# ---- events ----
+
+
+def _core_event(event: Obj) -> Obj:
+    """An events.k8s.io/v1 Event in core/v1 field names (the printer reads the core shape)."""
+    if not str(event.get("apiVersion", "")).startswith("events.k8s.io/"):
+        return event
+    renamed = {
+        "regarding": "involvedObject",
+        "note": "message",
+        "deprecatedSource": "source",
+        "deprecatedFirstTimestamp": "firstTimestamp",
+        "deprecatedLastTimestamp": "lastTimestamp",
+        "deprecatedCount": "count",
+    }
+    return {renamed.get(key, key): value for key, value in event.items()}
+
+
+def _event_cells(event: Obj) -> list[Any]:
+    event = _core_event(event)
+    first_seen = _since(event.get("firstTimestamp") or event.get("eventTime"))
+    last_seen = _since(event["lastTimestamp"]) if event.get("lastTimestamp") else first_seen
+    count = int(event.get("count") or 0) or 1
+    if event.get("series"):
+        last_seen = _since(event["series"].get("lastObservedTime"))
+        count = int(event["series"].get("count") or 0)
+    involved = event.get("involvedObject") or {}
+    target = str(involved.get("kind", "")).lower()
+    if involved.get("name"):
+        target = f"{target}/{involved['name']}"
+    source = event.get("source") or {}
+    component = source.get("component") or event.get("reportingController") or ""
+    instance = source.get("host") or event.get("reportingInstance") or ""
+    return [
+        last_seen,
+        event.get("type", ""),
+        event.get("reason", ""),
+        target,
+        involved.get("fieldPath", ""),
+        f"{component}, {instance}" if instance else component,
+        str(event.get("message", "")).strip(),
+        first_seen,
+        count,
+        event["metadata"]["name"],
+    ]
+
+
+# ---- configuration and storage ----
+
+
+def _unset_if_none(value: Any) -> Any:
+    return "<unset>" if value is None else value
+
+
+def _claim_cells(claim: Obj) -> list[Any]:
+    spec, status = claim.get("spec") or {}, claim.get("status") or {}
+    phase = "Terminating" if claim["metadata"].get("deletionTimestamp") else status.get("phase")
+    capacity = access = ""
+    if spec.get("volumeName"):
+        capacity = str((status.get("capacity") or {}).get("storage", ""))
+        modes = set(status.get("accessModes") or [])
+        access = ",".join(short for mode, short in _ACCESS_MODES if mode in modes)
+    annotations = claim["metadata"].get("annotations") or {}
+    storage_class = annotations.get(_BETA_STORAGE_CLASS, spec.get("storageClassName") or "")
+    return [
+        phase or "",
+        spec.get("volumeName", ""),
+        capacity,
+        access,
+        storage_class,
+        _unset_if_none(spec.get("volumeAttributesClassName")),
+        _age(claim),
+        _unset_if_none(spec.get("volumeMode")),
+    ]
+
+
+def _storage_class_cells(storage_class: Obj) -> list[Any]:
+    return [
+        storage_class.get("provisioner", ""),
+        storage_class.get("reclaimPolicy") or "Delete",
+        storage_class.get("volumeBindingMode") or "Immediate",
+        bool(storage_class.get("allowVolumeExpansion")),
+        _age(storage_class),
+    ]
+
+
+def _storage_class_name(storage_class: Obj) -> str:
+    name = str(storage_class["metadata"]["name"])
+    annotations = storage_class["metadata"].get("annotations") or {}
+    return f"{name} (default)" if annotations.get(_DEFAULT_STORAGE_CLASS) == "true" else name
+
+
+# ---- RBAC, policy and networking ----
+
+
+def _binding_cells(binding: Obj) -> list[Any]:
+    """A (Cluster)RoleBinding: its role, and its users, groups and service accounts."""
+    role = binding.get("roleRef") or {}
+    subjects = binding.get("subjects") or []
+
+    def named(kind: str) -> str:
+        return ", ".join(s["name"] for s in subjects if s.get("kind") == kind)
+
+    accounts = ", ".join(
+        f"{s.get('namespace', '')}/{s['name']}"
+        for s in subjects
+        if s.get("kind") == "ServiceAccount"
+    )
+    return [
+        f"{role.get('kind', '')}/{role.get('name', '')}",
+        _age(binding),
+        named("User"),
+        named("Group"),
+        accounts,
+    ]
+
+
+def _budget_cells(budget: Obj) -> list[Any]:
+    spec = budget.get("spec") or {}
+    return [
+        str(spec["minAvailable"]) if spec.get("minAvailable") is not None else "N/A",
+        str(spec["maxUnavailable"]) if spec.get("maxUnavailable") is not None else "N/A",
+        _status_int(budget, "disruptionsAllowed"),
+        _age(budget),
+    ]
+
+
+# ---- the printers ----
+
+_AGE = Column("Age")
+_WIDE_WORKLOAD = [
+    Column("Containers", priority=1),
+    Column("Images", priority=1),
+    Column("Selector", priority=1),
+]
+_CREATED_AT = Column("Created At", "date")
+
+
+def _named(columns: list[Column], cells: Callable[[Obj], list[Any]], **extra: Any) -> _Printer:
+    """A printer whose first column is the object's name."""
+    return _Printer(
+        [Column("Name", format="name"), *columns],
+        lambda obj: [obj["metadata"]["name"], *cells(obj)],
+        **extra,
+    )
+
+
+def _aged(*columns: Column, cells: Callable[[Obj], list[Any]] | None = None) -> _Printer:
+    """A printer of Name, the given columns, then Age."""
+    values = cells or (lambda _obj: [])
+    return _named([*columns, _AGE], lambda obj: [*values(obj), _age(obj)])
+
+
+_PRINTERS: dict[str, _Printer] = {
+    "Pod": _named(
+        [
+            Column("Ready"),
+            Column("Status"),
+            Column("Restarts"),
+            _AGE,
+            Column("IP", priority=1),
+            Column("Node", priority=1),
+            Column("Nominated Node", priority=1),
+            Column("Readiness Gates", priority=1),
+        ],
+        _pod_cells,
+        conditions=_pod_conditions,
+    ),
+    "Service": _named(
+        [
+            Column("Type"),
+            Column("Cluster-IP"),
+            Column("External-IP"),
+            Column("Port(s)"),
+            _AGE,
+            Column("Selector", priority=1),
+        ],
+        _service_cells,
+    ),
+    "Endpoints": _aged(Column("Endpoints"), cells=lambda o: [_endpoints_cell(o)]),
+    "Deployment": _named(
+        [Column("Ready"), Column("Up-to-date"), Column("Available"), _AGE, *_WIDE_WORKLOAD],
+        _deployment_cells,
+    ),
+    "ReplicaSet": _named(
+        [
+            Column("Desired", "integer"),
+            Column("Current", "integer"),
+            Column("Ready", "integer"),
+            _AGE,
+            *_WIDE_WORKLOAD,
+        ],
+        _replica_set_cells,
+    ),
+    "Job": _named(
+        [Column("Status"), Column("Completions"), Column("Duration"), _AGE, *_WIDE_WORKLOAD],
+        _job_cells,
+    ),
+    "CronJob": _named(
+        [
+            Column("Schedule"),
+            Column("Timezone"),
+            Column("Suspend", "boolean"),
+            Column("Active", "integer"),
+            Column("Last Schedule"),
+            _AGE,
+            *_WIDE_WORKLOAD,
+        ],
+        _cron_job_cells,
+    ),
+    "Event": _Printer(
+        [
+            Column("Last Seen"),
+            Column("Type"),
+            Column("Reason"),
+            Column("Object"),
+            Column("Subobject", priority=1),
+            Column("Source", priority=1),
+            Column("Message"),
+            Column("First Seen", priority=1),
+            Column("Count", priority=1),
+            Column("Name", priority=1, format="name"),
+        ],
+        _event_cells,
+    ),
+    "Namespace": _aged(
+        Column("Status"), cells=lambda o: [str((o.get("status") or {}).get("phase", ""))]
+    ),
+    "ConfigMap": _aged(
+        Column("Data"), cells=lambda o: [len(o.get("data") or {}) + len(o.get("binaryData") or {})]
+    ),
+    "Secret": _aged(
+        Column("Type"),
+        Column("Data"),
+        cells=lambda o: [o.get("type", ""), len(o.get("data") or {})],
+    ),
+    "ServiceAccount": _aged(Column("Secrets"), cells=lambda o: [len(o.get("secrets") or [])]),
+    "PersistentVolumeClaim": _named(
+        [
+            Column("Status"),
+            Column("Volume"),
+            Column("Capacity"),
+            Column("Access Modes"),
+            Column("StorageClass"),
+            Column("VolumeAttributesClass"),
+            _AGE,
+            Column("VolumeMode", priority=1),
+        ],
+        _claim_cells,
+    ),
+    "Lease": _aged(Column("Holder"), cells=lambda o: [_json_path(o, ".spec.holderIdentity") or ""]),
+    "Role": _named([_CREATED_AT], lambda o: [_created_at(o)]),
+    "ClusterRole": _named([_CREATED_AT], lambda o: [_created_at(o)]),
+    "RoleBinding": _named(
+        [
+            Column("Role"),
+            _AGE,
+            Column("Users", priority=1),
+            Column("Groups", priority=1),
+            Column("ServiceAccounts", priority=1),
+        ],
+        _binding_cells,
+    ),
+    "PodDisruptionBudget": _named(
+        [
+            Column("Min Available"),
+            Column("Max Unavailable"),
+            Column("Allowed Disruptions", "integer"),
+            _AGE,
+        ],
+        _budget_cells,
+    ),
+    "NetworkPolicy": _aged(
+        Column("Pod-Selector"),
+        cells=lambda o: [_format_selector(_json_path(o, ".spec.podSelector"))],
+    ),
+    "StorageClass": _Printer(
+        [
+            Column("Name", format="name"),
+            Column("Provisioner"),
+            Column("ReclaimPolicy"),
+            Column("VolumeBindingMode"),
+            Column("AllowVolumeExpansion"),
+            _AGE,
+        ],
+        lambda o: [_storage_class_name(o), *_storage_class_cells(o)],
+    ),
+}
+_PRINTERS["ClusterRoleBinding"] = _PRINTERS["RoleBinding"]
+# Kinds served without a printer use the default table converter, as kube-apiserver does.
+_DEFAULT_PRINTER = _named([_CREATED_AT], lambda o: [_created_at(o)])
+
+
+# ---- custom resources ----
+
+
+def _path_cell(expression: str, column_type: str) -> Callable[[Obj], Any]:
     if column_type == "date":
-        return lambda obj: _age(value) if (value := _json_path(obj, expression)) else None
+        return lambda obj: _since(value) if (value := _json_path(obj, expression)) else None
     return lambda obj: _json_path(obj, expression)
+
+
+def _custom_printer(store: Store, rtype: ResourceType, version: str) -> _Printer:
+    """A CRD's declared printer columns, or Age when it declares none."""
+    declared = openapi.printer_columns(store, rtype, version)
+    if not declared:
+        return _aged()
+    columns = [
+        Column(
+            spec["name"],
+            "string" if spec.get("type") == "date" else spec.get("type", "string"),
+            int(spec.get("priority", 0)),
+            spec.get("format", ""),
+        )
+        for spec in declared
+    ]
+    getters = [_path_cell(spec["jsonPath"], spec.get("type", "string")) for spec in declared]
+    return _named(columns, lambda obj: [getter(obj) for getter in getters])
+
+
+def _printer(store: Store, rtype: ResourceType, version: str) -> _Printer:
+    if store.is_builtin(rtype):
+        return _PRINTERS.get(rtype.kind, _DEFAULT_PRINTER)
+    return _custom_printer(store, rtype, version)
 
 
 def table(
     store: Store,
     rtype: ResourceType,
     version: str,
-    items: list[dict[str, Any]],
-    meta: dict[str, Any],
+    items: list[Obj],
+    meta: Obj,
     include_object: str | None,
-) -> dict[str, Any]:
+    *,
+    headers: bool = True,
+) -> Obj:
     """A meta.k8s.io/v1 Table of objects of one resource version, as `kubectl get` asks for
-    (`includeObject=Object` embeds the whole objects, otherwise their metadata)."""
-    columns = _columns(store, rtype, version)
-    definitions = [{"name": "Name", "type": "string", "format": "name", "priority": 0}]
-    definitions += [
-        {"name": n, "type": "string" if t == "date" else t, "format": "", "priority": p}
-        for (n, t, _), p in columns
-    ]
+    (`includeObject=Object` embeds the whole objects, otherwise their metadata).
+
+    Without `headers` the column definitions are null, as in a watch's events after the first.
+    """
+    printer = _printer(store, rtype, version)
     rows = []
     for item in items:
-        cells = [item["metadata"]["name"], *(fn(item) for (_, _, fn), _ in columns)]
         if include_object == "Object":
-            row_object: dict[str, Any] = item
+            row_object: Obj = item
         else:
             row_object = {
                 "kind": "PartialObjectMetadata",
                 "apiVersion": "meta.k8s.io/v1",
                 "metadata": item["metadata"],
             }
-        rows.append({"cells": cells, "object": row_object})
+        row: Obj = {"cells": printer.cells(item), "object": row_object}
+        if conditions := printer.conditions(item):
+            row["conditions"] = conditions
+        rows.append(row)
+    definitions = [
+        {"name": c.name, "type": c.type, "format": c.format, "priority": c.priority}
+        for c in printer.columns
+    ]
     return {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": meta,
-        "columnDefinitions": definitions,
+        "columnDefinitions": definitions if headers else None,
         "rows": rows,
     }

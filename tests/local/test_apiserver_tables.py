@@ -1,0 +1,593 @@
+"""Server-side Tables: the columns and cells `kubectl get` prints, as kube-apiserver's printers
+produce them, with `-o wide` and for `kubectl get -w`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
+
+import pytest
+from kubernetes import client
+
+from gyre_local.apiserver import tables
+from gyre_local.apiserver.tables import human_duration
+from gyre_local.cluster import LocalCluster, wait_for
+from gyre_local.kubelet.kubelet import Behaviour
+from gyre_local.store.store import Store
+
+KUBECTL = "/usr/bin/kubectl"
+TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io"
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.kubectl,
+    pytest.mark.skipif(shutil.which(KUBECTL) is None, reason="kubectl is not installed"),
+]
+
+Kubectl = Callable[..., str]
+Rows = list[dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def kubectl(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    """Run kubectl against the module's cluster and return its output."""
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig_path),
+        "KUBECACHEDIR": str(tmp_path_factory.mktemp("kubecache")),
+    }
+
+    def run(*args: str) -> str:
+        result = subprocess.run(
+            [KUBECTL, *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    return run
+
+
+@pytest.fixture
+def namespace(core: client.CoreV1Api, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of the test's own."""
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:50]
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+
+
+def header_and_rows(output: str) -> tuple[list[str], Rows]:
+    """Split kubectl's aligned table by the header's column starts (cells may be empty)."""
+    lines = output.rstrip("\n").splitlines()
+    header = re.split(r"\s{2,}", lines[0].strip())
+    starts, offset = [], 0
+    for name in header:
+        offset = lines[0].index(name, offset)
+        starts.append(offset)
+        offset += len(name)
+    bounds = list(zip(starts, [*starts[1:], None], strict=True))
+    rows = [
+        {name: line[a:b].strip() for name, (a, b) in zip(header, bounds, strict=True)}
+        for line in lines[1:]
+    ]
+    return header, rows
+
+
+def by_name(rows: Rows, key: str = "NAME") -> dict[str, dict[str, str]]:
+    return {row[key]: row for row in rows}
+
+
+def pod(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {"app": "tables"}},
+        "spec": {"containers": [{"name": "main", "image": "server:1"}], **spec},
+    }
+
+
+def phase_is(core: client.CoreV1Api, namespace: str, name: str, *phases: str) -> bool:
+    return core.read_namespaced_pod(name, namespace).status.phase in phases
+
+
+def test_human_duration_matches_apimachinery() -> None:
+    cases = {
+        0: "0s",
+        -1.5: "0s",
+        -3: "<invalid>",
+        5: "5s",
+        119: "119s",
+        120: "2m",
+        182: "3m2s",
+        599: "9m59s",
+        600: "10m",
+        10799: "179m",
+        10800: "3h",
+        11100: "3h5m",
+        8 * 3600 + 59: "8h",
+        47 * 3600: "47h",
+        51 * 3600: "2d3h",
+        7 * 86400: "7d",
+        8 * 86400: "8d",
+        729 * 86400: "729d",
+        730 * 86400: "2y",
+        735 * 86400: "2y5d",
+        9 * 365 * 86400: "9y",
+    }
+    assert {seconds: human_duration(seconds) for seconds in cases} == cases
+
+
+def running(ready: bool = True) -> dict[str, Any]:
+    return {"ready": ready, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}
+
+
+def terminated(code: int, reason: str = "", signal: int = 0) -> dict[str, Any]:
+    state = {"exitCode": code, "reason": reason, "signal": signal}
+    return {"ready": False, "state": {"terminated": state}}
+
+
+def waiting(reason: str) -> dict[str, Any]:
+    return {"ready": False, "state": {"waiting": {"reason": reason}}}
+
+
+SIDECAR = {"name": "init", "image": "proxy", "restartPolicy": "Always"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "status", "shown"),
+    [
+        ({}, {"phase": "Running", "containerStatuses": [running()]}, ("1/1", "Running")),
+        ({}, {"phase": "Running", "containerStatuses": [running(False)]}, ("0/1", "Running")),
+        ({}, {"phase": "Failed", "containerStatuses": [terminated(2)]}, ("0/1", "ExitCode:2")),
+        ({}, {"phase": "Failed", "containerStatuses": [terminated(1, signal=9)]},
+         ("0/1", "Signal:9")),
+        ({}, {"phase": "Failed", "reason": "Evicted"}, ("0/1", "Evicted")),
+        ({}, {"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}
+        ]}, ("0/1", "SchedulingGated")),
+        ({"initContainers": [{"name": "init", "image": "i"}]}, {
+            "phase": "Pending",
+            "initContainerStatuses": [waiting("CrashLoopBackOff")],
+            "containerStatuses": [waiting("PodInitializing")],
+        }, ("0/1", "Init:CrashLoopBackOff")),
+        ({"initContainers": [{"name": "init", "image": "i"}]}, {
+            "phase": "Pending",
+            "initContainerStatuses": [terminated(1, "Error")],
+        }, ("0/1", "Init:Error")),
+        ({"initContainers": [{"name": "init", "image": "i"}]}, {
+            "phase": "Pending",
+            "initContainerStatuses": [terminated(7)],
+        }, ("0/1", "Init:ExitCode:7")),
+        ({"initContainers": [SIDECAR]}, {
+            "phase": "Running",
+            "conditions": [{"type": "Initialized", "status": "True"}],
+            "initContainerStatuses": [{**running(), "name": "init", "started": True}],
+            "containerStatuses": [running()],
+        }, ("2/2", "Running")),
+        ({}, {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "False"}],
+            "containerStatuses": [terminated(0, "Completed"), running()],
+        }, ("1/2", "NotReady")),
+    ],
+)  # fmt: skip
+def test_pod_status_cells(
+    extra: dict[str, Any], status: dict[str, Any], shown: tuple[str, str]
+) -> None:
+    store = Store()
+    containers = [{"name": "main", "image": "server:1"}]
+    if len(status.get("containerStatuses") or []) == 2:
+        containers.append({"name": "second", "image": "server:1"})
+    item = {
+        "metadata": {"name": "p", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"containers": containers, **extra},
+        "status": status,
+    }
+    table = tables.table(store, store.resource("", "pods"), "v1", [item], {}, None)
+    assert tuple(table["rows"][0]["cells"][1:3]) == shown
+
+
+def test_terminating_pods_and_finished_rows() -> None:
+    store = Store()
+    rtype = store.resource("", "pods")
+    deleted = {
+        "creationTimestamp": "2026-01-01T00:00:00Z",
+        "deletionTimestamp": "2026-01-01T00:00:01Z",
+    }
+    spec = {"containers": [{"name": "main", "image": "server:1"}]}
+    items = [
+        {"metadata": {"name": "going", **deleted}, "spec": spec,
+         "status": {"phase": "Running", "containerStatuses": [running()]}},
+        {"metadata": {"name": "lost", **deleted}, "spec": spec,
+         "status": {"phase": "Running", "reason": "NodeLost"}},
+        {"metadata": {"name": "gone", **deleted}, "spec": spec,
+         "status": {"phase": "Succeeded", "containerStatuses": [terminated(0, "Completed")]}},
+    ]  # fmt: skip
+    rows = tables.table(store, rtype, "v1", items, {}, None)["rows"]
+    assert [row["cells"][2] for row in rows] == ["Terminating", "Unknown", "Completed"]
+    assert "conditions" not in rows[0]
+    assert rows[2]["conditions"] == [
+        {
+            "type": "Completed",
+            "status": "True",
+            "reason": "Succeeded",
+            "message": "The pod has completed successfully.",
+        }
+    ]
+
+
+def test_pod_statuses_restarts_and_wide_columns(
+    cluster: LocalCluster, core: client.CoreV1Api, kubectl: Kubectl, namespace: str
+) -> None:
+    cluster.simulation.add(Behaviour(crash_loop=True), name_prefix="crash", namespace=namespace)
+    cluster.simulation.add(Behaviour(pending=600), name_prefix="slow", namespace=namespace)
+    core.create_namespaced_pod(namespace, pod("run", readinessGates=[{"conditionType": "x/y"}]))
+    core.create_namespaced_pod(namespace, pod("crash"))
+    core.create_namespaced_pod(namespace, pod("slow-start"))
+    init = [{"name": "setup", "image": "server:1"}]
+    core.create_namespaced_pod(namespace, pod("slow-init", initContainers=init))
+    for name, code in (("done", "0"), ("fail", "3")):
+        manifest = pod(name, restartPolicy="Never")
+        manifest["metadata"]["annotations"] = {
+            "local.gyre.dev/simulate-duration": "0.1",
+            "local.gyre.dev/simulate-exit-code": code,
+        }
+        core.create_namespaced_pod(namespace, manifest)
+    wait_for(lambda: phase_is(core, namespace, "done", "Succeeded"))
+    wait_for(lambda: phase_is(core, namespace, "fail", "Failed"))
+    wait_for(lambda: phase_is(core, namespace, "run", "Running"))
+
+    def crash_looping() -> bool:
+        statuses = core.read_namespaced_pod("crash", namespace).status.container_statuses or []
+        waiting = statuses[0].state.waiting if statuses else None
+        return waiting is not None and waiting.reason == "CrashLoopBackOff"
+
+    wait_for(crash_looping)
+    header, rows = header_and_rows(kubectl("get", "pods", "-n", namespace))
+    assert header == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    pods = by_name(rows)
+    assert {name: (row["READY"], row["STATUS"]) for name, row in pods.items()} == {
+        "run": ("1/1", "Running"),
+        "crash": ("0/1", "CrashLoopBackOff"),
+        "slow-start": ("0/1", "ContainerCreating"),
+        "slow-init": ("0/1", "Init:0/1"),
+        "done": ("0/1", "Completed"),
+        "fail": ("0/1", "Error"),
+    }
+    assert pods["run"]["RESTARTS"] == "0"
+    assert re.fullmatch(r"[1-9]\d* \(\d+s ago\)", pods["crash"]["RESTARTS"])
+    assert re.fullmatch(r"\d+s", pods["run"]["AGE"])
+
+    header, rows = header_and_rows(kubectl("get", "pods", "-n", namespace, "-o", "wide"))
+    assert header == [
+        "NAME", "READY", "STATUS", "RESTARTS", "AGE",
+        "IP", "NODE", "NOMINATED NODE", "READINESS GATES",
+    ]  # fmt: skip
+    running = core.read_namespaced_pod("run", namespace)
+    wide = by_name(rows)
+    assert (wide["run"]["IP"], wide["run"]["NODE"]) == (
+        running.status.pod_ip,
+        running.spec.node_name,
+    )
+    assert (wide["run"]["NOMINATED NODE"], wide["run"]["READINESS GATES"]) == ("<none>", "0/1")
+    assert wide["crash"]["READINESS GATES"] == "<none>"
+
+
+def test_service_and_endpoints_columns(
+    core: client.CoreV1Api, kubectl: Kubectl, namespace: str
+) -> None:
+    core.create_namespaced_pod(namespace, pod("backend"))
+    ports = [{"name": "http", "port": 80, "targetPort": 8080}]
+    selector = {"app": "tables", "tier": "web"}
+    core.create_namespaced_service(
+        namespace, {"metadata": {"name": "web"}, "spec": {"selector": selector, "ports": ports}}
+    )
+    node_ports = [{"port": 443, "nodePort": 30443, "protocol": "TCP"}]
+    core.create_namespaced_service(
+        namespace, {"metadata": {"name": "edge"}, "spec": {"type": "NodePort", "ports": node_ports}}
+    )
+    external = {"type": "ExternalName", "externalName": "db.example.com"}
+    core.create_namespaced_service(namespace, {"metadata": {"name": "db"}, "spec": external})
+    header, rows = header_and_rows(kubectl("get", "svc", "-n", namespace, "-o", "wide"))
+    assert header == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "SELECTOR"]
+    services = by_name(rows)
+    web_ip = core.read_namespaced_service("web", namespace).spec.cluster_ip
+    assert {name: row["TYPE"] for name, row in services.items()} == {
+        "web": "ClusterIP",
+        "edge": "NodePort",
+        "db": "ExternalName",
+    }
+    assert [services["web"][c] for c in ("CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "SELECTOR")] == [
+        web_ip,
+        "<none>",
+        "80/TCP",
+        "app=tables,tier=web",
+    ]
+    assert [services["edge"][c] for c in ("EXTERNAL-IP", "PORT(S)", "SELECTOR")] == [
+        "<none>",
+        "443:30443/TCP",
+        "<none>",
+    ]
+    assert services["db"]["EXTERNAL-IP"] == "db.example.com"
+    assert services["db"]["PORT(S)"] == "<none>"
+
+    header, _ = header_and_rows(kubectl("get", "svc", "-n", namespace))
+    assert header == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    subsets = [
+        {"addresses": [{"ip": f"10.0.0.{i}"} for i in range(1, 6)], "ports": [{"port": 8080}]}
+    ]
+    core.create_namespaced_endpoints(
+        namespace, {"metadata": {"name": "manual"}, "subsets": subsets}
+    )
+    header, rows = header_and_rows(kubectl("get", "endpoints", "manual", "-n", namespace))
+    assert header == ["NAME", "ENDPOINTS", "AGE"]
+    assert rows[0]["ENDPOINTS"] == "10.0.0.1:8080,10.0.0.2:8080,10.0.0.3:8080 + 2 more..."
+
+
+def test_deployment_and_replica_set_columns(
+    apps: client.AppsV1Api, kubectl: Kubectl, namespace: str
+) -> None:
+    template = {
+        "metadata": {"labels": {"app": "web"}},
+        "spec": {
+            "containers": [
+                {"name": "main", "image": "server:1"},
+                {"name": "sidecar", "image": "proxy:2"},
+            ]
+        },
+    }
+    spec = {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": template}
+    apps.create_namespaced_deployment(namespace, {"metadata": {"name": "web"}, "spec": spec})
+
+    def available() -> bool:
+        status = apps.read_namespaced_deployment("web", namespace).status
+        return (status.available_replicas or 0) == 2 and (status.updated_replicas or 0) == 2
+
+    wait_for(available)
+    header, rows = header_and_rows(kubectl("get", "deploy", "-n", namespace))
+    assert header == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert [rows[0][c] for c in ("NAME", "READY", "UP-TO-DATE", "AVAILABLE")] == [
+        "web", "2/2", "2", "2",
+    ]  # fmt: skip
+    header, rows = header_and_rows(kubectl("get", "deploy", "-n", namespace, "-o", "wide"))
+    assert header[5:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
+    assert [rows[0][c] for c in header[5:]] == ["main,sidecar", "server:1,proxy:2", "app=web"]
+
+    replica_set = apps.list_namespaced_replica_set(namespace).items[0]
+    pod_hash = replica_set.metadata.labels["pod-template-hash"]
+    header, rows = header_and_rows(kubectl("get", "rs", "-n", namespace, "-o", "wide"))
+    assert header == [
+        "NAME", "DESIRED", "CURRENT", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR",
+    ]  # fmt: skip
+    assert rows[0]["NAME"] == replica_set.metadata.name
+    assert [rows[0][c] for c in ("DESIRED", "CURRENT", "READY", "SELECTOR")] == [
+        "2", "2", "2", f"app=web,pod-template-hash={pod_hash}",
+    ]  # fmt: skip
+
+
+def test_job_and_cron_job_columns(
+    batch: client.BatchV1Api, kubectl: Kubectl, namespace: str
+) -> None:
+    pod_spec = {"restartPolicy": "Never", "containers": [{"name": "task", "image": "tool:1"}]}
+    job = {"metadata": {"name": "once"}, "spec": {"template": {"spec": pod_spec}}}
+    batch.create_namespaced_job(namespace, job)
+    suspended = {
+        "metadata": {"name": "later"},
+        "spec": {"suspend": True, "completions": 3, "template": {"spec": pod_spec}},
+    }
+    batch.create_namespaced_job(namespace, suspended)
+    wait_for(lambda: batch.read_namespaced_job("once", namespace).status.completion_time)
+    header, rows = header_and_rows(kubectl("get", "jobs", "-n", namespace))
+    assert header == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    jobs = by_name(rows)
+    assert (jobs["once"]["STATUS"], jobs["once"]["COMPLETIONS"]) == ("Complete", "1/1")
+    assert re.fullmatch(r"\d+s", jobs["once"]["DURATION"])
+    assert (jobs["later"]["STATUS"], jobs["later"]["COMPLETIONS"]) == ("Suspended", "0/3")
+    header, rows = header_and_rows(kubectl("get", "job", "once", "-n", namespace, "-o", "wide"))
+    assert header[5:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
+    labels = batch.read_namespaced_job("once", namespace).spec.selector.match_labels
+    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    assert [rows[0][c] for c in header[5:]] == ["task", "tool:1", selector]
+
+    template = {"spec": {"template": {"spec": pod_spec}}}
+    cron = {"schedule": "*/5 * * * *", "timeZone": "Etc/UTC", "jobTemplate": template}
+    batch.create_namespaced_cron_job(namespace, {"metadata": {"name": "tick"}, "spec": cron})
+    header, rows = header_and_rows(kubectl("get", "cj", "-n", namespace, "-o", "wide"))
+    assert header == [
+        "NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE",
+        "CONTAINERS", "IMAGES", "SELECTOR",
+    ]  # fmt: skip
+    assert [rows[0][c] for c in header[1:6]] == ["*/5 * * * *", "Etc/UTC", "False", "0", "<none>"]
+    assert [rows[0][c] for c in header[7:]] == ["task", "tool:1", "<none>"]
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_event_columns_and_ages(core: client.CoreV1Api, kubectl: Kubectl, namespace: str) -> None:
+    now = datetime.now(UTC)
+    event = {
+        "metadata": {"name": "web.1"},
+        "involvedObject": {
+            "kind": "Pod",
+            "name": "web",
+            "namespace": namespace,
+            "fieldPath": "spec.containers{main}",
+        },
+        "reason": "BackOff",
+        "message": "Back-off restarting failed container\n",
+        "type": "Warning",
+        "source": {"component": "kubelet", "host": "node-1"},
+        "count": 4,
+        "firstTimestamp": rfc3339(now - timedelta(hours=51, minutes=20)),
+        "lastTimestamp": rfc3339(now - timedelta(minutes=10, seconds=30)),
+    }
+    core.create_namespaced_event(namespace, event)
+    header, rows = header_and_rows(kubectl("get", "events", "-n", namespace))
+    assert header == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert rows == [
+        {
+            "LAST SEEN": "10m",
+            "TYPE": "Warning",
+            "REASON": "BackOff",
+            "OBJECT": "pod/web",
+            "MESSAGE": "Back-off restarting failed container",
+        }
+    ]
+    header, rows = header_and_rows(kubectl("get", "events", "-n", namespace, "-o", "wide"))
+    assert header == [
+        "LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN",
+        "COUNT", "NAME",
+    ]  # fmt: skip
+    assert [rows[0][c] for c in header[4:6] + header[7:]] == [
+        "spec.containers{main}", "kubelet, node-1", "2d3h", "4", "web.1",
+    ]  # fmt: skip
+
+
+def test_configuration_and_storage_columns(
+    core: client.CoreV1Api, kubectl: Kubectl, namespace: str
+) -> None:
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "settings"}, "data": {"a": "1", "b": "2"}}
+    )
+    core.create_namespaced_secret(namespace, {"metadata": {"name": "token"}, "data": {"t": "eA=="}})
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "robot"}})
+    claim = {
+        "metadata": {"name": "data"},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "fast",
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
+    phase = core.create_namespaced_persistent_volume_claim(namespace, claim).status.phase
+    expected = [
+        (["ns", namespace], ["NAME", "STATUS", "AGE"], {"STATUS": "Active"}),
+        (["cm", "settings"], ["NAME", "DATA", "AGE"], {"DATA": "2"}),
+        (["secret", "token"], ["NAME", "TYPE", "DATA", "AGE"], {"TYPE": "Opaque", "DATA": "1"}),
+        (["sa", "robot"], ["NAME", "SECRETS", "AGE"], {"SECRETS": "0"}),
+        (
+            ["pvc", "data"],
+            [
+                "NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS",
+                "VOLUMEATTRIBUTESCLASS", "AGE",
+            ],
+            {
+                "STATUS": phase, "VOLUME": "", "CAPACITY": "", "ACCESS MODES": "",
+                "STORAGECLASS": "fast", "VOLUMEATTRIBUTESCLASS": "<unset>",
+            },
+        ),
+    ]  # fmt: skip
+    for args, columns, cells in expected:
+        header, [row] = header_and_rows(kubectl("get", *args, "-n", namespace))
+        assert header == columns, args
+        assert {c: row[c] for c in cells} == cells, args
+        assert row["NAME"] == args[1]
+        assert re.fullmatch(r"\d+s", row["AGE"])
+    _, rows = header_and_rows(kubectl("get", "pvc", "data", "-n", namespace, "-o", "wide"))
+    assert rows[0]["VOLUMEMODE"] == "Filesystem"
+
+
+def table_request(cluster: LocalCluster, path: str) -> urllib.request.Request:
+    return urllib.request.Request(cluster.url + path, headers={"Accept": TABLE_ACCEPT})
+
+
+def test_table_json_of_a_list(
+    cluster: LocalCluster, apps: client.AppsV1Api, namespace: str
+) -> None:
+    template = {
+        "metadata": {"labels": {"app": "j"}},
+        "spec": {"containers": [{"name": "m", "image": "i"}]},
+    }
+    spec = {"replicas": 0, "selector": {"matchLabels": {"app": "j"}}, "template": template}
+    apps.create_namespaced_deployment(namespace, {"metadata": {"name": "zero"}, "spec": spec})
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+    with urllib.request.urlopen(table_request(cluster, path), timeout=10) as response:
+        table = json.load(response)
+    assert (table["kind"], table["apiVersion"]) == ("Table", "meta.k8s.io/v1")
+    columns = [
+        (c["name"], c["type"], c["format"], c["priority"]) for c in table["columnDefinitions"]
+    ]
+    assert columns == [
+        ("Name", "string", "name", 0),
+        ("Ready", "string", "", 0),
+        ("Up-to-date", "string", "", 0),
+        ("Available", "string", "", 0),
+        ("Age", "string", "", 0),
+        ("Containers", "string", "", 1),
+        ("Images", "string", "", 1),
+        ("Selector", "string", "", 1),
+    ]
+    [row] = table["rows"]
+    assert row["cells"][:4] == ["zero", "0/0", 0, 0]
+    assert row["cells"][5:] == ["m", "i", "app=j"]
+    assert row["object"]["kind"] == "PartialObjectMetadata"
+    assert row["object"]["metadata"]["name"] == "zero"
+
+
+def test_watch_tables_carry_column_definitions_once(
+    cluster: LocalCluster, core: client.CoreV1Api, namespace: str
+) -> None:
+    listed = core.list_namespaced_config_map(namespace).metadata.resource_version
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "first"}})
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "second"}, "data": {"k": "v"}}
+    )
+    path = f"/api/v1/namespaces/{namespace}/configmaps?watch=true&resourceVersion={listed}"
+    with urllib.request.urlopen(table_request(cluster, path), timeout=10) as stream:
+        events = [json.loads(stream.readline()) for _ in range(2)]
+    assert [(e["type"], e["object"]["kind"]) for e in events] == [("ADDED", "Table")] * 2
+    first, second = (e["object"] for e in events)
+    assert first["columnDefinitions"] == [
+        {"name": "Name", "type": "string", "format": "name", "priority": 0},
+        {"name": "Data", "type": "string", "format": "", "priority": 0},
+        {"name": "Age", "type": "string", "format": "", "priority": 0},
+    ]
+    assert second["columnDefinitions"] is None
+    assert [r["cells"][:2] for r in first["rows"] + second["rows"]] == [["first", 0], ["second", 1]]
+    resource_version = second["rows"][0]["object"]["metadata"]["resourceVersion"]
+    assert second["metadata"] == {"resourceVersion": resource_version}
+
+
+def pump(stream: IO[str], lines: queue.Queue[str]) -> None:
+    """Move a stream's lines to a queue (readers can then wait with a timeout)."""
+    for line in stream:
+        lines.put(line)
+
+
+def test_kubectl_get_watch_prints_the_header_once(
+    cluster: LocalCluster, core: client.CoreV1Api, namespace: str, tmp_path: Any
+) -> None:
+    core.create_namespaced_pod(namespace, pod("early"))
+    wait_for(lambda: phase_is(core, namespace, "early", "Running"))
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path), "KUBECACHEDIR": str(tmp_path)}
+    command = [KUBECTL, "get", "pods", "-n", namespace, "-w"]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as watcher:
+        lines: queue.Queue[str] = queue.Queue()
+        assert watcher.stdout is not None
+        threading.Thread(target=pump, args=(watcher.stdout, lines), daemon=True).start()
+        try:
+            printed = [lines.get(timeout=20), lines.get(timeout=20)]
+            core.create_namespaced_pod(namespace, pod("late"))
+            wait_for(lambda: phase_is(core, namespace, "late", "Running"))
+            printed += [lines.get(timeout=20)]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    printed.append(lines.get(timeout=1))
+        finally:
+            watcher.kill()
+    # Each watch line is aligned on its own, so split cells on the column padding.
+    header, *rows = [re.split(r"\s{2,}", line.strip()) for line in printed]
+    assert header == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert rows[0][:4] == ["early", "1/1", "Running", "0"]
+    assert {row[0] for row in rows[1:]} == {"late"}
+    assert rows[-1][:4] == ["late", "1/1", "Running", "0"]
+    assert all(len(row) == 5 for row in rows)
