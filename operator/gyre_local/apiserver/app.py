@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from gyre_local.apiserver import discovery, openapi, proxying, tables
+from gyre_local.apiserver import discovery, openapi, proxying, streaming, tables
 from gyre_local.store.patching import APPLY_PATCH, PATCH_TYPES
 from gyre_local.store.store import ApiError, ResourceType, Store, Watch, bad_request
 
@@ -65,6 +65,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
 async def _route(request: web.Request, store: Store) -> web.StreamResponse:
     if (match := proxying.PROXY_PATH.fullmatch(request.path)) is not None:
         return await request.app[_PROXY_KEY].handle(request, match)
+    if (match := streaming.STREAM_PATH.fullmatch(request.path)) is not None:
+        return await streaming.serve(request, store, match)
     path = request.path.rstrip("/") or "/"
     if path in ("/healthz", "/readyz", "/livez") or path.startswith(("/healthz/", "/readyz/")):
         return web.Response(text="ok")
@@ -220,10 +222,7 @@ async def _object_request(
     group, plural, method = target.rtype.group, target.rtype.plural, request.method
     if method == "GET":
         if target.subresource == "log":
-            text = store.pod_log(target.namespace or "", name, request.query.get("container"))
-            return web.Response(
-                text=_tail(text, request.query.get("tailLines")), content_type="text/plain"
-            )
+            return await streaming.serve_log(request, store, target.namespace or "", name)
         obj = _present(
             target, store.get(group, plural, target.namespace, name, subresource=target.subresource)
         )
@@ -423,15 +422,3 @@ async def _close_when_client_leaves(request: web.Request, watch: Watch) -> None:
     while request.transport is not None and not request.transport.is_closing():
         await asyncio.sleep(_WATCH_LIVENESS_SECONDS)
     watch.close()
-
-
-def _tail(text: str, tail_lines: str | None) -> str:
-    """The last tailLines lines of a log, or all of it."""
-    if tail_lines is None:
-        return text
-    try:
-        count = int(tail_lines)
-    except ValueError:
-        raise bad_request(f"tailLines must be an integer, got {tail_lines!r}") from None
-    lines = text.splitlines(keepends=True)
-    return "".join(lines[-count:]) if count > 0 else ""

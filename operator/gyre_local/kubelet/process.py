@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,6 +42,10 @@ _VENV_BIN = Path(sys.executable).parent
 _EXPANSION = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
 # Process groups still running, killed at interpreter exit should a cluster never be stopped.
 _LIVE_GROUPS: set[int] = set()
+# Process pods by pod uid, from start until stopped: the API server's streaming subresources
+# (log, exec, port-forward) reach containers through this, as kube-apiserver reaches them
+# through the node's kubelet.
+_PODS: dict[str, ProcessPod] = {}
 
 
 @atexit.register
@@ -48,6 +53,25 @@ def _kill_leftovers() -> None:
     for group in list(_LIVE_GROUPS):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(group, signal.SIGKILL)
+
+
+def process_pod(uid: str) -> ProcessPod | None:
+    """The process pod of a pod uid, from its start until it is stopped (None otherwise)."""
+    return _PODS.get(uid)
+
+
+@dataclass(frozen=True)
+class ContainerContext:
+    """What a command run inside a running container gets: its environment, working directory
+    and mount path rewriting."""
+
+    env: Mapping[str, str]
+    cwd: str
+    rewrite: PathRewriter
+
+    def argv(self, command: Sequence[str]) -> list[str]:
+        """The local argv of a command given as the container would see it."""
+        return [resolve_executable(self.rewrite(command[0])), *map(self.rewrite, command[1:])]
 
 
 class ContainerConfigError(Exception):
@@ -343,9 +367,11 @@ class ProcessPod:
         self._stopping = False
         self._local_ports: dict[int, int] = {}
         self._port_names: dict[str, int] = {}
+        self._contexts: dict[str, ContainerContext] = {}
 
     async def run(self) -> None:
         """Run the pod until every container is done for good (forever for restartPolicy Always)."""
+        _PODS[(self.pod.get("metadata") or {}).get("uid", "")] = self
         self._assign_ports()
         volumes = await self._until_configured(
             VolumeBuilder(self._store, self.pod, self._files).build, self.record.containers
@@ -374,6 +400,7 @@ class ProcessPod:
     async def stop(self, grace: float) -> None:
         """Terminate every process: SIGTERM, then SIGKILL after the grace period."""
         self._stopping = True
+        _PODS.pop((self.pod.get("metadata") or {}).get("uid", ""), None)
         await asyncio.gather(*(_terminate(p, grace) for p in list(self._processes.values())))
         for task in list(self._helpers):
             task.cancel()
@@ -382,6 +409,31 @@ class ProcessPod:
         """The log of the latest run of a container ("" before it ever ran)."""
         path = self._files.current_log(container)
         return path.read_text(errors="replace") if path else ""
+
+    def run_log(self, container: str, run: int) -> Path:
+        """The log file of one run of a container (run n follows n restarts)."""
+        return self._files.log_path(container, run)
+
+    def running(self, container: str, run: int) -> bool:
+        """Whether run n of a container may still write to its log (it is running or starting)."""
+        record = self._record(container)
+        return (
+            record is not None
+            and record.restart_count == run
+            and record.exit_code is None
+            and not self._stopping
+        )
+
+    def context(self, container: str) -> ContainerContext | None:
+        """The context of a running container's process, None when it is not running."""
+        record = self._record(container)
+        if record is None or not record.running or self._stopping:
+            return None
+        return self._contexts.get(container)
+
+    def _record(self, container: str) -> ContainerRecord | None:
+        records = [*self.record.containers, *self.record.init_containers]
+        return next((r for r in records if r.name == container), None)
 
     def _assign_ports(self) -> None:
         for container in self._spec.get("containers") or []:
@@ -435,9 +487,10 @@ class ProcessPod:
         self, spec: dict[str, Any], record: ContainerRecord, volumes: Mapping[str, Path]
     ) -> int:
         """Start a container's process, supervise it with its probes, and record its exit."""
-        argv, env, cwd, termination = await self._until_configured(
+        argv, context, termination = await self._until_configured(
             lambda: self._launch_spec(spec, volumes), [record]
         )
+        env, cwd = dict(context.env), context.cwd
         termination.write_text("")
         log_path = self._files.log_path(spec["name"], record.restart_count)
         try:
@@ -456,6 +509,7 @@ class ProcessPod:
             self._publish()
             return 128
         self._processes[spec["name"]] = process
+        self._contexts[spec["name"]] = context
         _LIVE_GROUPS.add(process.pid)
         probes = self._start_probes(spec, record, process, env, cwd)
         if self.record.initialized and self.record.phase == "Pending":
@@ -477,8 +531,8 @@ class ProcessPod:
 
     def _launch_spec(
         self, spec: Mapping[str, Any], volumes: Mapping[str, Path]
-    ) -> tuple[list[str], dict[str, str], str, Path]:
-        """argv, environment, working directory and termination file of a container."""
+    ) -> tuple[list[str], ContainerContext, Path]:
+        """argv, context (environment, working directory) and termination file of a container."""
         termination = self._files.termination_path(spec["name"])
         mounts = {
             m["mountPath"]: str(volumes[m["name"]] / m.get("subPath", ""))
@@ -496,7 +550,8 @@ class ProcessPod:
         cwd = rewrite(working_dir) if working_dir else str(self._files.root / "work")
         if not Path(cwd).is_dir():
             cwd = str(self._files.root / "work")
-        return self._rewrite_port_flags(argv, spec), env, cwd, termination
+        context = ContainerContext(env, cwd, rewrite)
+        return self._rewrite_port_flags(argv, spec), context, termination
 
     def _argv(self, spec: Mapping[str, Any]) -> list[str]:
         entrypoint = self._image_map.entrypoint(spec.get("image", "")) or []

@@ -1,0 +1,434 @@
+"""The streaming subresources of pods, as kubectl 1.32 uses them: log, exec and portforward.
+
+log follows a process pod's container log until that run of the container ends, and serves
+the previous run's log. exec speaks the WebSocket remote command protocols
+(v5.channel.k8s.io, v4.channel.k8s.io): each message is a channel byte (0 stdin, 1 stdout,
+2 stderr, 3 error, 4 resize, 255 close a channel) then data, and the error channel carries
+the final Status. portforward speaks SPDY/3.1 tunneled in WebSocket binary messages
+(SPDY/3.1+portforward.k8s.io): an error and a data stream per forwarded connection.
+
+Commands and connections reach containers of process pods only, through the process kubelet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from gyre_local.apiserver import spdy
+from gyre_local.kubelet.process import ContainerContext, ProcessPod, process_pod
+from gyre_local.kubelet.state import POD_IP
+from gyre_local.proxy.services import local_port
+from gyre_local.store.store import Store, bad_request
+
+STREAM_PATH = re.compile(
+    r"/api/v1/namespaces/(?P<namespace>[^/]+)/pods/(?P<name>[^/]+)"
+    r"/(?P<subresource>exec|attach|portforward)"
+)
+CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+PORT_FORWARD_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
+STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+# How often a followed log is read for new output.
+_FOLLOW_POLL_SECONDS = 0.1
+_CHUNK = 32 * 1024
+_RST_CANCEL = 5
+
+
+# ---- log ----
+
+
+async def serve_log(
+    request: web.Request, store: Store, namespace: str, name: str
+) -> web.StreamResponse:
+    """The log subresource: container, previous, follow, tailLines and limitBytes."""
+    pod = store.get("", "pods", namespace, name)
+    container = request.query.get("container") or _default_container(pod)
+    status = _container_status(pod, container)
+    runner = process_pod(pod["metadata"].get("uid", ""))
+    limit = _optional_int(request.query.get("limitBytes"), "limitBytes")
+    if _flag(request, "previous"):
+        terminated = (status.get("lastState") or {}).get("terminated")
+        if not terminated:
+            raise bad_request(
+                f'previous terminated container "{container}" in pod "{name}" not found'
+            )
+        run = int(status["restartCount"]) - 1
+        text = (
+            runner.run_log(container, run).read_bytes()
+            if runner is not None
+            else store.pod_log(namespace, name, container).encode()
+        )
+        return _plain(_limit(tail(text, request.query.get("tailLines")), limit))
+    text = store.pod_log(namespace, name, container).encode()
+    run = int(status.get("restartCount", 0))
+    if not _flag(request, "follow") or runner is None or not runner.running(container, run):
+        return _plain(_limit(tail(text, request.query.get("tailLines")), limit))
+    return await _follow(request, runner, container, run, limit)
+
+
+def _plain(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="text/plain")
+
+
+async def _follow(
+    request: web.Request, runner: ProcessPod, container: str, run: int, limit: int | None
+) -> web.StreamResponse:
+    """Stream one run of a container's log until that run ends or the client leaves."""
+    response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    path = runner.run_log(container, run)
+    first, offset, budget = True, 0, limit
+    with contextlib.suppress(ConnectionResetError):
+        while request.transport is not None and not request.transport.is_closing():
+            # Whether the run goes on is read before its output, so its last output is read.
+            live = runner.running(container, run)
+            chunk = _read_from(path, offset)
+            offset += len(chunk)
+            if first:
+                chunk, first = tail(chunk, request.query.get("tailLines")), False
+            if budget is not None:
+                chunk, budget = chunk[:budget], budget - len(chunk[:budget])
+            if chunk:
+                await response.write(chunk)
+            if not live or budget == 0:
+                break
+            await asyncio.sleep(_FOLLOW_POLL_SECONDS)
+        await response.write_eof()
+    return response
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    try:
+        with path.open("rb") as log:
+            log.seek(offset)
+            return bytes(log.read())
+    except FileNotFoundError:
+        return b""
+
+
+def tail(text: bytes, tail_lines: str | None) -> bytes:
+    """The last tailLines lines of a log, or all of it."""
+    count = _optional_int(tail_lines, "tailLines")
+    if count is None:
+        return text
+    lines = text.splitlines(keepends=True)
+    return b"".join(lines[-count:]) if count > 0 else b""
+
+
+def _limit(text: bytes, limit: int | None) -> bytes:
+    return text if limit is None else text[:limit]
+
+
+def _optional_int(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise bad_request(f"{name} must be an integer, got {value!r}") from None
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name) in ("true", "1")
+
+
+def _default_container(pod: Mapping[str, Any]) -> str:
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    return str(containers[0].get("name", ""))
+
+
+def _container_status(pod: Mapping[str, Any], container: str) -> dict[str, Any]:
+    status = pod.get("status") or {}
+    entries = [
+        *(status.get("containerStatuses") or []),
+        *(status.get("initContainerStatuses") or []),
+    ]
+    return next((dict(e) for e in entries if e.get("name") == container), {})
+
+
+# ---- exec and port-forward ----
+
+
+async def serve(request: web.Request, store: Store, match: re.Match[str]) -> web.StreamResponse:
+    """The exec, attach or portforward subresource of the pod a STREAM_PATH match names."""
+    pod = store.get("", "pods", match["namespace"], match["name"])
+    if match["subresource"] == "portforward":
+        return await _port_forward(request, pod)
+    if match["subresource"] == "attach":
+        raise bad_request("attach is not supported by the local cluster: use exec")
+    return await _exec(request, pod)
+
+
+def _context(pod: Mapping[str, Any], container: str) -> ContainerContext:
+    """The running container a command runs in; 400 for a container that is not running."""
+    metadata = pod.get("metadata") or {}
+    containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+    if container not in containers:
+        raise bad_request(f"container {container} is not valid for pod {metadata.get('name')}")
+    runner = process_pod(metadata.get("uid", ""))
+    context = runner.context(container) if runner is not None else None
+    if context is None:
+        raise bad_request(
+            f'container "{container}" in pod "{metadata.get("name")}" is not running as a local '
+            "process: exec needs a running container of a process pod"
+        )
+    return context
+
+
+async def _upgrade(request: web.Request, protocols: tuple[str, ...]) -> web.WebSocketResponse:
+    socket = web.WebSocketResponse(protocols=protocols, max_msg_size=0, autoclose=False)
+    if not socket.can_prepare(request).ok or request.headers.get("Upgrade", "").lower() != (
+        "websocket"
+    ):
+        raise bad_request(
+            f"the local cluster streams over WebSockets only (subprotocols {', '.join(protocols)})"
+        )
+    await socket.prepare(request)
+    return socket
+
+
+async def _exec(request: web.Request, pod: Mapping[str, Any]) -> web.StreamResponse:
+    command = request.query.getall("command", [])
+    if not command:
+        raise bad_request("you must specify at least 1 command")
+    container = request.query.get("container") or _default_container(pod)
+    context = _context(pod, container)
+    tty = _flag(request, "tty")
+    wants = {name: _flag(request, name) for name in ("stdin", "stdout", "stderr")}
+    pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
+    socket = await _upgrade(request, CHANNEL_PROTOCOLS)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *context.argv(command),
+            env=dict(context.env),
+            cwd=context.cwd,
+            stdin=pipe if wants["stdin"] else devnull,
+            stdout=pipe if wants["stdout"] else devnull,
+            # A terminal has one output stream.
+            stderr=asyncio.subprocess.STDOUT if tty else pipe if wants["stderr"] else devnull,
+            start_new_session=True,
+        )
+    except OSError as error:
+        await _finish(socket, _internal_error(f"error executing command in container: {error}"))
+        return socket
+    feeder = asyncio.create_task(_feed_stdin(socket, process))
+    try:
+        await asyncio.gather(
+            _relay_output(process.stdout, socket, STDOUT),
+            _relay_output(process.stderr, socket, STDERR),
+        )
+        code = await process.wait()
+    finally:
+        feeder.cancel()
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+    await _finish(socket, _exit_status(command, code))
+    return socket
+
+
+async def _relay_output(
+    stream: asyncio.StreamReader | None, socket: web.WebSocketResponse, channel: int
+) -> None:
+    if stream is None:
+        return
+    while chunk := await stream.read(_CHUNK):
+        await socket.send_bytes(bytes([channel]) + chunk)
+
+
+async def _feed_stdin(socket: web.WebSocketResponse, process: asyncio.subprocess.Process) -> None:
+    """Write stdin messages to the process until the client closes stdin or the socket."""
+    stdin = process.stdin
+    async for message in socket:
+        if message.type != WSMsgType.BINARY or not message.data or stdin is None:
+            continue
+        channel, payload = message.data[0], message.data[1:]
+        with contextlib.suppress(ConnectionError):
+            if channel == STDIN:
+                stdin.write(payload)
+                await stdin.drain()
+            elif channel == CLOSE and payload[:1] == bytes([STDIN]):
+                stdin.close()
+    # The client went away: its command goes with it.
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _exit_status(command: list[str], code: int) -> dict[str, Any]:
+    """The Status the kubelet ends an exec with: Success, or NonZeroExitCode with ExitCode."""
+    if code == 0:
+        return {"metadata": {}, "status": "Success"}
+    exit_code = 128 - code if code < 0 else code
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": (
+            "command terminated with non-zero exit code: error executing command "
+            f"[{' '.join(command)}], exit code {exit_code}"
+        ),
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": str(exit_code)}]},
+    }
+
+
+def _internal_error(message: str) -> dict[str, Any]:
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": f"Internal error occurred: {message}",
+        "reason": "InternalError",
+        "details": {"causes": [{"message": message}]},
+        "code": 500,
+    }
+
+
+async def _finish(socket: web.WebSocketResponse, status: dict[str, Any]) -> None:
+    with contextlib.suppress(ConnectionError):
+        await socket.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
+        await socket.close()
+
+
+# ---- port-forward ----
+
+
+class _Forward:
+    """One forwarded connection: its error and data streams and the pod-side socket."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.error_stream: int | None = None
+        self.data_stream: int | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.pending: list[bytes] = []
+        self.task: asyncio.Task[None] | None = None
+
+
+class _PortForward:
+    """Serves the SPDY streams of one port-forward connection over its WebSocket."""
+
+    def __init__(self, socket: web.WebSocketResponse, pod: Mapping[str, Any]) -> None:
+        self._socket = socket
+        self._pod = pod
+        self._framer = spdy.Framer()
+        self._forwards: dict[str, _Forward] = {}
+        self._by_stream: dict[int, _Forward] = {}
+
+    async def run(self) -> None:
+        """Serve until the client closes the WebSocket."""
+        try:
+            async for message in self._socket:
+                if message.type != WSMsgType.BINARY:
+                    continue
+                for frame in self._framer.feed(message.data):
+                    await self._on_frame(frame)
+        except spdy.ProtocolError:
+            pass
+        finally:
+            for forward in self._forwards.values():
+                if forward.task is not None:
+                    forward.task.cancel()
+
+    async def _send(self, frame: bytes) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self._socket.send_bytes(frame)
+
+    async def _on_frame(self, frame: spdy.Control | spdy.Data) -> None:
+        if isinstance(frame, spdy.Data):
+            await self._on_data(frame)
+        elif frame.kind == spdy.SYN_STREAM:
+            await self._on_syn_stream(frame)
+        elif frame.kind == spdy.PING:
+            await self._send(spdy.ping(frame))
+        elif frame.kind == spdy.RST_STREAM:
+            forward = self._by_stream.get(frame.stream_id)
+            if forward is not None and forward.task is not None:
+                forward.task.cancel()
+
+    async def _on_syn_stream(self, frame: spdy.Control) -> None:
+        headers = self._framer.headers(frame)
+        stream_id = frame.stream_id
+        await self._send(self._framer.syn_reply(stream_id))
+        port = int(headers.get("port", "0") or 0)
+        forward = self._forwards.setdefault(headers.get("requestid", ""), _Forward(port))
+        self._by_stream[stream_id] = forward
+        if headers.get("streamtype") == "error":
+            forward.error_stream = stream_id
+        elif headers.get("streamtype") == "data":
+            forward.data_stream = stream_id
+        if forward.error_stream is not None and forward.data_stream is not None:
+            forward.task = asyncio.create_task(
+                self._relay(forward, forward.error_stream, forward.data_stream)
+            )
+
+    async def _on_data(self, frame: spdy.Data) -> None:
+        forward = self._by_stream.get(frame.stream_id)
+        if forward is None or frame.stream_id != forward.data_stream:
+            return
+        if forward.writer is None:
+            forward.pending.append(frame.data)
+            if frame.fin:
+                forward.pending.append(b"")
+            return
+        await _write(forward.writer, frame.data, frame.fin)
+
+    async def _relay(self, forward: _Forward, error_stream: int, data_stream: int) -> None:
+        """Connect to the pod's port and copy its bytes to the data stream until it closes."""
+        target = local_port(self._pod, forward.port) or forward.port
+        try:
+            reader, writer = await asyncio.open_connection(POD_IP, target)
+        except OSError as error:
+            metadata = self._pod.get("metadata") or {}
+            message = (
+                f"error forwarding port {forward.port} to pod {metadata.get('name')}, uid "
+                f"{metadata.get('uid')}: dial tcp4 {POD_IP}:{forward.port}: connect: "
+                f"{os.strerror(error.errno).lower() if error.errno else error}"
+            )
+            await self._send(spdy.data(error_stream, message.encode(), fin=True))
+            await self._send(spdy.data(data_stream, b"", fin=True))
+            return
+        forward.writer = writer
+        for chunk in forward.pending:
+            await _write(writer, chunk, not chunk)
+        try:
+            while chunk := await reader.read(_CHUNK):
+                await self._send(spdy.data(data_stream, chunk))
+        except ConnectionError:
+            pass
+        except asyncio.CancelledError:
+            await self._send(spdy.rst_stream(data_stream, _RST_CANCEL))
+            raise
+        finally:
+            writer.close()
+        await self._send(spdy.data(data_stream, b"", fin=True))
+        await self._send(spdy.data(error_stream, b"", fin=True))
+
+
+async def _write(writer: asyncio.StreamWriter, payload: bytes, fin: bool) -> None:
+    with contextlib.suppress(ConnectionError, OSError):
+        if payload:
+            writer.write(payload)
+            await writer.drain()
+        if fin and writer.can_write_eof():
+            writer.write_eof()
+
+
+async def _port_forward(request: web.Request, pod: Mapping[str, Any]) -> web.StreamResponse:
+    phase = (pod.get("status") or {}).get("phase")
+    if phase != "Running":
+        raise bad_request(f"pod {(pod.get('metadata') or {}).get('name')} is not running")
+    socket = await _upgrade(request, (PORT_FORWARD_PROTOCOL,))
+    await _PortForward(socket, pod).run()
+    await socket.close()
+    return socket

@@ -1,0 +1,231 @@
+"""kubectl logs -f / --previous, exec, cp and port-forward against process pods."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from gyre_local.cluster import LocalCluster, running_cluster, wait_for
+from gyre_local.kubelet.state import Backoff
+
+pytestmark = pytest.mark.cluster
+NS = "default"
+IMAGE = "local/python:3.11"
+Kubectl = Callable[..., "subprocess.CompletedProcess[str]"]
+
+COUNTER = """
+import time
+for word in ("one", "two", "three"):
+    print(word)
+    time.sleep(0.7)
+"""
+RESTARTER = """
+import pathlib, time
+marker = pathlib.Path("/data/ran")
+if marker.exists():
+    print("second run")
+    time.sleep(3600)
+marker.write_text("yes")
+print("first run")
+raise SystemExit(1)
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    options: dict[str, Any] = {
+        "kubelet": "process",
+        "image_map": {"local/python": sys.executable},
+        "restart_backoff": Backoff(0.05, 0.2),
+    }
+    with running_cluster(**options) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def kubectl(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig_path),
+        "KUBECACHEDIR": str(tmp_path_factory.mktemp("kubecache")),
+    }
+
+    def run(*args: str, stdin: str | None = None, cwd: Path | None = None) -> Any:
+        return subprocess.run(
+            ["kubectl", *args],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=cwd,
+        )
+
+    return run
+
+
+def python_pod(name: str, script: str, **options: Any) -> dict[str, Any]:
+    restart_policy = options.pop("restart_policy", "Never")
+    volumes = options.pop("volumes", [])
+    main = {"name": "main", "image": IMAGE, "command": ["python", "-c", script], **options}
+    spec: dict[str, Any] = {"restartPolicy": restart_policy, "containers": [main]}
+    if volumes:
+        spec["volumes"] = volumes
+    return {"metadata": {"name": name, "labels": {"app": name}}, "spec": spec}
+
+
+def running(core: client.CoreV1Api, name: str, restarts: int = 0) -> bool:
+    found = core.read_namespaced_pod(name, NS)
+    statuses = found.status.container_statuses or []
+    return bool(
+        statuses and statuses[0].state.running is not None and statuses[0].restart_count == restarts
+    )
+
+
+def test_logs_follow_until_the_container_ends(core: client.CoreV1Api, kubectl: Kubectl) -> None:
+    core.create_namespaced_pod(NS, python_pod("counter", COUNTER))
+    wait_for(lambda: running(core, "counter"))
+    followed = kubectl("logs", "-f", "counter")
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout == "one\ntwo\nthree\n"
+    assert kubectl("logs", "counter", "--limit-bytes=6").stdout == "one\ntw"
+
+
+def test_previous_log_after_a_restart(core: client.CoreV1Api, kubectl: Kubectl) -> None:
+    pod = python_pod(
+        "restarter",
+        RESTARTER,
+        restart_policy="OnFailure",
+        volumes=[{"name": "data", "emptyDir": {}}],
+        volumeMounts=[{"name": "data", "mountPath": "/data"}],
+    )
+    core.create_namespaced_pod(NS, pod)
+    wait_for(lambda: running(core, "restarter", restarts=1))
+    wait_for(lambda: kubectl("logs", "restarter").stdout == "second run\n")
+    previous = kubectl("logs", "restarter", "--previous")
+    assert previous.returncode == 0, previous.stderr
+    assert previous.stdout == "first run\n"
+
+
+def test_previous_log_without_a_restart_is_a_bad_request(
+    core: client.CoreV1Api, kubectl: Kubectl
+) -> None:
+    core.create_namespaced_pod(NS, python_pod("steady", "import time; time.sleep(3600)"))
+    wait_for(lambda: running(core, "steady"))
+    previous = kubectl("logs", "steady", "-p")
+    assert previous.returncode == 1
+    assert previous.stderr.strip() == (
+        'Error from server (BadRequest): previous terminated container "main" in pod "steady" '
+        "not found"
+    )
+
+
+@pytest.fixture(scope="module")
+def shell_pod(core: client.CoreV1Api) -> str:
+    pod = python_pod(
+        "shell", "import time; time.sleep(3600)", env=[{"name": "GREETING", "value": "hello"}]
+    )
+    core.create_namespaced_pod(NS, pod)
+    wait_for(lambda: running(core, "shell"))
+    return "shell"
+
+
+def test_exec_streams_output_and_exit_code(shell_pod: str, kubectl: Kubectl) -> None:
+    result = kubectl("exec", shell_pod, "--", "sh", "-c", "echo $GREETING; echo oops >&2; exit 3")
+    assert result.returncode == 3
+    assert result.stdout == "hello\n"
+    assert result.stderr == "oops\ncommand terminated with exit code 3\n"
+    assert kubectl("exec", shell_pod, "--", "true").returncode == 0
+
+
+def test_exec_with_stdin(shell_pod: str, kubectl: Kubectl) -> None:
+    script = "import sys; print(sys.stdin.read().upper(), end='')"
+    result = kubectl("exec", "-i", shell_pod, "--", "python", "-c", script, stdin="up\nper\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "UP\nPER\n"
+
+
+def test_cp_both_ways(shell_pod: str, kubectl: Kubectl, tmp_path: Path) -> None:
+    (tmp_path / "sent.txt").write_text("payload\n" * 1000)
+    sent = kubectl("cp", "sent.txt", f"{shell_pod}:copied.txt", cwd=tmp_path)
+    assert sent.returncode == 0, sent.stderr
+    assert kubectl("exec", shell_pod, "--", "cat", "copied.txt").stdout == "payload\n" * 1000
+    back = kubectl("cp", f"{shell_pod}:copied.txt", "back.txt", cwd=tmp_path)
+    assert back.returncode == 0, back.stderr
+    assert (tmp_path / "back.txt").read_text() == "payload\n" * 1000
+
+
+@pytest.fixture(scope="module")
+def web_pod(core: client.CoreV1Api) -> str:
+    pod = python_pod("web", "", ports=[{"containerPort": 8000}])
+    pod["spec"]["containers"][0]["command"] = ["python", "-m", "http.server", "$(PORT)"]
+    core.create_namespaced_pod(NS, pod)
+    service = {
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8000}]},
+    }
+    core.create_namespaced_service(NS, service)
+    wait_for(lambda: running(core, "web"))
+    return "web"
+
+
+@pytest.mark.parametrize("target", ["pod/web:8000", "svc/web:80"])
+def test_port_forward_serves_http(web_pod: str, cluster: LocalCluster, target: str) -> None:
+    resource, port = target.split(":")
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path)}
+    forwarder = subprocess.Popen(
+        ["kubectl", "port-forward", resource, f":{port}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert forwarder.stdout is not None
+        line = forwarder.stdout.readline()
+        match = re.fullmatch(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8000\n", line)
+        assert match, line + (forwarder.stderr.read() if forwarder.poll() is not None else "")
+        for _ in range(3):
+            with urllib.request.urlopen(f"http://127.0.0.1:{match[1]}/") as response:
+                assert response.status == 200
+                assert b"Directory listing for /" in response.read()
+    finally:
+        forwarder.terminate()
+        forwarder.wait(10)
+
+
+def test_port_forward_reports_a_refused_connection(web_pod: str, cluster: LocalCluster) -> None:
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path)}
+    forwarder = subprocess.Popen(
+        ["kubectl", "port-forward", "pod/web", ":9"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert forwarder.stdout is not None and forwarder.stderr is not None
+        match = re.fullmatch(
+            r"Forwarding from 127\.0\.0\.1:(\d+) -> 9\n", forwarder.stdout.readline()
+        )
+        assert match
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{match[1]}/").read()
+        errors = forwarder.stderr.read()
+    finally:
+        forwarder.kill()
+        forwarder.wait(10)
+    assert (
+        f"an error occurred forwarding {match[1]} -> 9: error forwarding port 9 to pod web"
+        in errors
+    )
+    assert "dial tcp4 127.0.0.1:9: connect: connection refused" in errors
