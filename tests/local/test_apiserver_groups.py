@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -281,3 +283,103 @@ def test_official_client_reads_the_new_groups(cluster: LocalCluster) -> None:
     groups = kubernetes.client.ApisApi(client).get_api_versions().groups
     preferred = {g.name: g.preferred_version.version for g in groups if g.preferred_version}
     assert (preferred["autoscaling"], preferred["policy"]) == ("v2", "v1")
+
+
+def test_kubectl_auth_can_i_and_whoami(kubectl: Kubectl) -> None:
+    assert kubectl("auth", "can-i", "create", "deployments").stdout == "yes\n"
+    assert kubectl("auth", "can-i", "delete", "nodes", "--all-namespaces").stdout == "yes\n"
+    whoami = [line.split(None, 1) for line in kubectl("auth", "whoami").stdout.splitlines()]
+    assert whoami == [
+        ["ATTRIBUTE", "VALUE"],
+        ["Username", "local-admin"],
+        ["Groups", "[system:masters system:authenticated]"],
+    ]
+
+
+def test_access_reviews_allow_everything_and_are_create_only(cluster: LocalCluster) -> None:
+    client = cluster.api_client()
+    authorization = kubernetes.client.AuthorizationV1Api(client)
+    attributes = kubernetes.client.V1ResourceAttributes(
+        namespace="default", verb="delete", group="apps", resource="deployments", name="web"
+    )
+    review = authorization.create_self_subject_access_review(
+        kubernetes.client.V1SelfSubjectAccessReview(
+            spec=kubernetes.client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes)
+        )
+    )
+    assert review.spec.resource_attributes == attributes
+    assert review.status is not None
+    assert (review.status.allowed, review.status.reason) == (
+        True,
+        "the local cluster does not enforce authorization",
+    )
+    subject = authorization.create_subject_access_review(
+        kubernetes.client.V1SubjectAccessReview(
+            spec=kubernetes.client.V1SubjectAccessReviewSpec(
+                user="jane", groups=["dev"], resource_attributes=attributes
+            )
+        )
+    )
+    assert subject.spec.user == "jane"
+    assert subject.status is not None and subject.status.allowed is True
+    url = f"{cluster.url}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(url)
+    assert raised.value.code == 405
+
+
+def _token_review(client: kubernetes.client.ApiClient, token: str) -> Any:
+    review = kubernetes.client.V1TokenReview(spec=kubernetes.client.V1TokenReviewSpec(token=token))
+    return kubernetes.client.AuthenticationV1Api(client).create_token_review(review).status
+
+
+def test_service_account_tokens_are_issued_and_authenticated(
+    cluster: LocalCluster, kubectl: Kubectl
+) -> None:
+    namespace = _namespace(kubectl, "tokens")
+    wait_for(functools.partial(_exists, kubectl, "sa", "default", "-n", namespace))
+    token = kubectl("create", "token", "default", "-n", namespace).stdout.strip()
+    assert token.count(".") == 2
+    client = cluster.api_client()
+    status = _token_review(client, token)
+    assert status.authenticated is True
+    assert status.user.username == f"system:serviceaccount:{namespace}:default"
+    assert status.user.groups == [
+        "system:serviceaccounts",
+        f"system:serviceaccounts:{namespace}",
+        "system:authenticated",
+    ]
+    assert status.audiences == ["https://kubernetes.default.svc.cluster.local"]
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert not _token_review(client, forged).authenticated
+    # The token works as a Bearer token, and names its service account.
+    client.configuration.api_key = {"authorization": token}
+    client.configuration.api_key_prefix = {"authorization": "Bearer"}
+    review: Any = kubernetes.client.AuthenticationV1Api(client).create_self_subject_review(
+        kubernetes.client.V1SelfSubjectReview()
+    )
+    assert review.status.user_info.username == f"system:serviceaccount:{namespace}:default"
+    assert kubernetes.client.CoreV1Api(client).list_namespaced_pod(namespace).items == []
+    # A token is bound to its account: a recreated account does not accept it.
+    kubectl("delete", "sa", "default", "-n", namespace)
+    wait_for(functools.partial(_exists, kubectl, "sa", "default", "-n", namespace))
+    assert not _token_review(client, token).authenticated
+
+
+def test_token_request_fields_and_limits(cluster: LocalCluster, kubectl: Kubectl) -> None:
+    core = kubernetes.client.CoreV1Api(cluster.api_client())
+    request = kubernetes.client.AuthenticationV1TokenRequest(
+        spec=kubernetes.client.V1TokenRequestSpec(audiences=["vault"], expiration_seconds=1200)
+    )
+    issued: Any = core.create_namespaced_service_account_token("default", "default", request)
+    assert issued.spec.audiences == ["vault"]
+    assert issued.spec.expiration_seconds == 1200
+    assert issued.status.expiration_timestamp is not None
+    short = kubectl("create", "token", "default", "--duration=1m", check=False)
+    assert short.returncode != 0
+    assert (
+        'TokenRequest.authentication.k8s.io "default" is invalid: spec.expirationSeconds: '
+        "Invalid value: 60: may not specify a duration less than 10 minutes"
+    ) in short.stderr
+    missing = kubectl("create", "token", "nobody", check=False)
+    assert 'serviceaccounts "nobody" not found' in missing.stderr

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from gyre_local.apiserver import discovery, openapi, proxying, streaming, tables
+from gyre_local.apiserver import discovery, openapi, proxying, reviews, streaming, tables
 from gyre_local.store.patching import APPLY_PATCH, PATCH_TYPES
 from gyre_local.store.store import ApiError, ResourceType, Store, Watch, bad_request
 
@@ -176,6 +176,18 @@ async def _resource_request(
     request: web.Request, store: Store, segments: list[str]
 ) -> web.StreamResponse:
     target = _parse_target(store, segments)
+    if reviews.handles(target.rtype, target.subresource):
+        answer = reviews.create(
+            store,
+            target.rtype,
+            target.namespace,
+            target.name,
+            request.method,
+            await request.read(),
+            request.headers.get("Content-Type", ""),
+            request.headers.get("Authorization", ""),
+        )
+        return _json(answer, 201)
     if target.name is None:
         return await _collection_request(request, store, target)
     return await _object_request(request, store, target, target.name)
@@ -404,9 +416,19 @@ async def _watch(request: web.Request, store: Store, target: _Target) -> web.Str
     watchdog = asyncio.create_task(_close_when_client_leaves(request, watch))
     try:
         await response.prepare(request)
+        as_table = "as=Table" in request.headers.get("Accept", "")
+        headers = True
         async for event_type, obj in watch:
             if event_type != "ERROR":
                 obj = _present(target, obj)
+            if as_table and event_type in ("ADDED", "MODIFIED", "DELETED"):
+                # Like kube-apiserver, only a watch's first Table carries the column definitions.
+                meta = {"resourceVersion": obj["metadata"]["resourceVersion"]}
+                include = request.query.get("includeObject")
+                obj = tables.table(
+                    store, rtype, target.version, [obj], meta, include, headers=headers
+                )
+                headers = False
             line = json.dumps({"type": event_type, "object": obj}, separators=(",", ":"))
             await response.write(line.encode() + b"\n")
     except ConnectionResetError:

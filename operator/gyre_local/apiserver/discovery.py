@@ -98,6 +98,10 @@ def _api_resources(rtype: ResourceType) -> list[dict[str, Any]]:
         }
         if sub == "scale":
             entry.update(group="autoscaling", version="v1", kind="Scale")
+        elif sub == "token":
+            entry.update(
+                group="authentication.k8s.io", version="v1", kind="TokenRequest", verbs=["create"]
+            )
         elif sub == "log":
             entry.update(kind="Pod", verbs=["get"])
         elif sub == "proxy":

@@ -81,7 +81,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Endpoints", "endpoints", True, ("ep",), singular="endpoints"),
     ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
     ResourceType("", "v1", "Secret", "secrets", True, field_labels=("type",)),
-    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",)),
+    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), (), ("token",)),
     ResourceType(
         "", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",), (), ("status",)
     ),
@@ -142,6 +142,17 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         ("status",),
     ),
     ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
+    *(
+        ResourceType(group, "v1", kind, f"{kind.lower()}s", namespaced, verbs=("create",))
+        for group, kind, namespaced in (
+            ("authorization.k8s.io", "SelfSubjectAccessReview", False),
+            ("authorization.k8s.io", "SelfSubjectRulesReview", False),
+            ("authorization.k8s.io", "SubjectAccessReview", False),
+            ("authorization.k8s.io", "LocalSubjectAccessReview", True),
+            ("authentication.k8s.io", "SelfSubjectReview", False),
+            ("authentication.k8s.io", "TokenReview", False),
+        )
+    ),
     ResourceType(
         "apiextensions.k8s.io",
         "v1",

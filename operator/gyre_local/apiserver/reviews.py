@@ -1,0 +1,329 @@
+"""The create-only kinds of authorization.k8s.io and authentication.k8s.io, and ServiceAccount
+tokens: access reviews allow everything (nothing is authorized locally), SelfSubjectReview
+names the caller, TokenRequest issues signed tokens that TokenReview authenticates.
+
+kubectl posts these kinds in protobuf, so their few request fields are read from protobuf
+(or JSON/YAML) bodies here; answers are JSON, which kubectl accepts too."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from gyre_local.store.builtins import ResourceType
+from gyre_local.store.store import ApiError, Store, bad_request, invalid
+
+AUTHORIZATION_GROUP = "authorization.k8s.io"
+AUTHENTICATION_GROUP = "authentication.k8s.io"
+TOKEN_SUBRESOURCE = "token"
+NOT_ENFORCED = "the local cluster does not enforce authorization"
+ADMIN_USER = {"username": "local-admin", "groups": ["system:masters", "system:authenticated"]}
+API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
+# kube-apiserver's defaults and floor for TokenRequest.spec.expirationSeconds.
+_DEFAULT_EXPIRATION = 3600
+_MIN_EXPIRATION = 600
+# Signs the tokens this process issues; tokens do not outlive it, as nothing else is persisted.
+_SIGNING_KEY = secrets.token_bytes(32)
+_PROTOBUF_MAGIC = b"k8s\x00"
+# Names the TokenRequest in errors, as kube-apiserver does.
+_TOKEN_REQUEST = ResourceType(AUTHENTICATION_GROUP, "v1", "TokenRequest", "tokenrequests", True)
+
+# Protobuf field number -> (JSON name, "string" | "strings" | "int" | nested message schema).
+_Schema = dict[int, tuple[str, Any]]
+_RESOURCE_ATTRIBUTES: _Schema = {
+    1: ("namespace", "string"),
+    2: ("verb", "string"),
+    3: ("group", "string"),
+    4: ("version", "string"),
+    5: ("resource", "string"),
+    6: ("subresource", "string"),
+    7: ("name", "string"),
+}
+_NON_RESOURCE_ATTRIBUTES: _Schema = {1: ("path", "string"), 2: ("verb", "string")}
+_ACCESS_SPEC: _Schema = {
+    1: ("resourceAttributes", _RESOURCE_ATTRIBUTES),
+    2: ("nonResourceAttributes", _NON_RESOURCE_ATTRIBUTES),
+    3: ("user", "string"),
+    4: ("groups", "strings"),
+    6: ("uid", "string"),
+}
+_SPECS: dict[str, _Schema] = {
+    "SelfSubjectAccessReview": _ACCESS_SPEC,
+    "SubjectAccessReview": _ACCESS_SPEC,
+    "LocalSubjectAccessReview": _ACCESS_SPEC,
+    "SelfSubjectRulesReview": {1: ("namespace", "string")},
+    "SelfSubjectReview": {},
+    "TokenReview": {1: ("token", "string"), 2: ("audiences", "strings")},
+    "ServiceAccount": {
+        1: ("audiences", "strings"),
+        3: (
+            "boundObjectRef",
+            {
+                1: ("kind", "string"),
+                2: ("apiVersion", "string"),
+                3: ("name", "string"),
+                4: ("uid", "string"),
+            },
+        ),
+        4: ("expirationSeconds", "int"),
+    },
+}
+
+
+def handles(rtype: ResourceType, subresource: str | None) -> bool:
+    """Whether a request is for a create-only kind answered here rather than stored."""
+    if rtype.group in (AUTHORIZATION_GROUP, AUTHENTICATION_GROUP):
+        return True
+    return (rtype.group, rtype.kind, subresource) == ("", "ServiceAccount", TOKEN_SUBRESOURCE)
+
+
+def create(
+    store: Store,
+    rtype: ResourceType,
+    namespace: str | None,
+    name: str | None,
+    method: str,
+    raw: bytes,
+    content_type: str,
+    authorization: str,
+) -> dict[str, Any]:
+    """The answer to a create (POST) of a review, or of a ServiceAccount's token."""
+    if method != "POST" or (name is None) == (rtype.kind == "ServiceAccount"):
+        raise ApiError(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+    spec = _spec(raw, content_type, _SPECS[rtype.kind])
+    if rtype.kind == "ServiceAccount":
+        return _token_request(store, namespace or "", name or "", spec)
+    answer: dict[str, Any] = {
+        "kind": rtype.kind,
+        "apiVersion": f"{rtype.group}/{rtype.version}",
+        "metadata": {"creationTimestamp": None},
+    }
+    if rtype.kind == "SelfSubjectReview":
+        return {**answer, "status": {"userInfo": caller(store, authorization)}}
+    answer["spec"] = spec
+    if rtype.kind == "TokenReview":
+        return {**answer, "status": _token_review(store, spec)}
+    if rtype.kind == "SelfSubjectRulesReview":
+        return {**answer, "status": _all_rules()}
+    if rtype.kind == "LocalSubjectAccessReview":
+        answer["metadata"]["namespace"] = namespace
+    return {**answer, "status": {"allowed": True, "reason": NOT_ENFORCED}}
+
+
+def caller(store: Store, authorization: str) -> dict[str, Any]:
+    """Who a request's Authorization header names: the service account of a token this server
+    issued, else the local administrator (no credential is required)."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer":
+        user = _token_user(store, token.strip(), ())
+        if user is not None:
+            return user
+    return dict(ADMIN_USER)
+
+
+def _all_rules() -> dict[str, Any]:
+    return {
+        "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+        "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+        "incomplete": False,
+    }
+
+
+# ---- tokens ----
+
+
+def _token_request(store: Store, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Issue a token for a ServiceAccount (which must exist), as TokenRequest does."""
+    account = store.get("", "serviceaccounts", namespace, name)
+    expiration = spec.get("expirationSeconds") or _DEFAULT_EXPIRATION
+    if not isinstance(expiration, int) or expiration < _MIN_EXPIRATION:
+        raise invalid(
+            _TOKEN_REQUEST,
+            name,
+            [
+                (
+                    "FieldValueInvalid",
+                    "spec.expirationSeconds",
+                    f"Invalid value: {expiration}: may not specify a duration less than 10 minutes",
+                )
+            ],
+        )
+    audiences = spec.get("audiences") or [API_AUDIENCE]
+    issued = int(time.time())
+    claims = {
+        "aud": audiences,
+        "exp": issued + expiration,
+        "iat": issued,
+        "iss": API_AUDIENCE,
+        "kubernetes.io": {
+            "namespace": namespace,
+            "serviceaccount": {"name": name, "uid": account["metadata"]["uid"]},
+        },
+        "nbf": issued,
+        "sub": f"system:serviceaccount:{namespace}:{name}",
+    }
+    return {
+        "kind": "TokenRequest",
+        "apiVersion": f"{AUTHENTICATION_GROUP}/v1",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
+        "spec": {**spec, "audiences": audiences, "expirationSeconds": expiration},
+        "status": {"token": _sign(claims), "expirationTimestamp": _rfc3339(issued + expiration)},
+    }
+
+
+def _token_review(store: Store, spec: dict[str, Any]) -> dict[str, Any]:
+    """A TokenReview status: authenticated for a live token this server issued."""
+    wanted = tuple(spec.get("audiences") or ())
+    user = _token_user(store, str(spec.get("token") or ""), wanted)
+    if user is None:
+        return {"user": {}}
+    claims = _claims(str(spec["token"])) or {}
+    audiences = [a for a in claims.get("aud", []) if not wanted or a in wanted]
+    return {"authenticated": True, "user": user, "audiences": audiences}
+
+
+def _token_user(store: Store, token: str, audiences: tuple[str, ...]) -> dict[str, Any] | None:
+    """The user of a token this server issued that has not expired, is for one of `audiences`
+    (any when none is given) and whose ServiceAccount still exists; else None."""
+    claims = _claims(token)
+    if claims is None or claims.get("exp", 0) <= time.time():
+        return None
+    if audiences and not set(audiences) & set(claims.get("aud", [])):
+        return None
+    identity = claims["kubernetes.io"]
+    namespace, account = identity["namespace"], identity["serviceaccount"]
+    try:
+        live = store.get("", "serviceaccounts", namespace, account["name"])
+    except ApiError:
+        return None
+    if live["metadata"]["uid"] != account["uid"]:
+        return None
+    return {
+        "username": claims["sub"],
+        "uid": account["uid"],
+        "groups": [
+            "system:serviceaccounts",
+            f"system:serviceaccounts:{namespace}",
+            "system:authenticated",
+        ],
+    }
+
+
+def _sign(claims: dict[str, Any]) -> str:
+    header = _b64(_compact({"alg": "HS256", "kid": "gyre-local", "typ": "JWT"}))
+    payload = _b64(_compact(claims))
+    signing_input = f"{header}.{payload}"
+    signature = hmac.new(_SIGNING_KEY, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def _claims(token: str) -> dict[str, Any] | None:
+    """The claims of a token signed here, or None."""
+    header, _, rest = token.partition(".")
+    payload, _, signature = rest.partition(".")
+    expected = hmac.new(_SIGNING_KEY, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(_b64(expected), signature):
+        return None
+    claims: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return claims
+
+
+def _compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _rfc3339(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---- request bodies ----
+
+
+def _spec(raw: bytes, content_type: str, schema: _Schema) -> dict[str, Any]:
+    """The spec of a request body in protobuf, JSON or YAML."""
+    if raw.startswith(_PROTOBUF_MAGIC):
+        envelope = _fields(raw[len(_PROTOBUF_MAGIC) :])
+        message = _fields(_only(envelope.get(2), b""))
+        return _message(_only(message.get(2), b""), schema)
+    try:
+        body = yaml.safe_load(raw) if "yaml" in content_type else json.loads(raw or b"{}")
+    except (ValueError, yaml.YAMLError) as error:
+        raise bad_request(f"the body of the request could not be decoded: {error}") from error
+    spec = body.get("spec") if isinstance(body, dict) else None
+    return dict(spec) if isinstance(spec, dict) else {}
+
+
+def _message(data: bytes, schema: _Schema) -> dict[str, Any]:
+    """The JSON form of the fields `schema` names in a protobuf message (others are skipped)."""
+    result: dict[str, Any] = {}
+    for number, values in _fields(data).items():
+        if number not in schema:
+            continue
+        name, kind = schema[number]
+        if kind == "strings":
+            result[name] = [bytes(v).decode() for v in values]
+        elif kind == "string":
+            result[name] = bytes(_only(values, b"")).decode()
+        elif kind == "int":
+            result[name] = _only(values, 0)
+        else:
+            result[name] = _message(bytes(_only(values, b"")), kind)
+    return result
+
+
+def _only(values: list[Any] | None, default: Any) -> Any:
+    return values[-1] if values else default
+
+
+def _fields(data: bytes) -> dict[int, list[Any]]:
+    """The fields of a protobuf message: varints as ints, length-delimited ones as bytes."""
+    fields: dict[int, list[Any]] = {}
+    position = 0
+    try:
+        while position < len(data):
+            key, position = _varint(data, position)
+            number, wire_type = key >> 3, key & 7
+            value: int | bytes
+            if wire_type == 0:
+                value, position = _varint(data, position)
+            elif wire_type == 2:
+                length, position = _varint(data, position)
+                value, position = data[position : position + length], position + length
+            elif wire_type in (1, 5):
+                size = 8 if wire_type == 1 else 4
+                value, position = data[position : position + size], position + size
+            else:
+                raise ValueError(f"wire type {wire_type}")
+            fields.setdefault(number, []).append(value)
+    except (IndexError, ValueError) as error:
+        raise bad_request(f"the body of the request could not be decoded: {error}") from error
+    return fields
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, position
+        shift += 7
