@@ -164,6 +164,23 @@ def test_cp_both_ways(shell_pod: str, kubectl: Kubectl, tmp_path: Path) -> None:
     assert (tmp_path / "back.txt").read_text() == "payload\n" * 1000
 
 
+UPPER = "import sys; print(sys.stdin.read().upper(), end=''); raise SystemExit(int(sys.argv[1]))"
+
+
+@pytest.mark.parametrize("code", [0, 4])
+def test_run_attached_with_stdin(kubectl: Kubectl, code: int) -> None:
+    name = f"attached-{code}"
+    run = kubectl(
+        *("run", name, "-i", "--rm", "--restart=Never", f"--image={IMAGE}", "--command"),
+        *("--", "python", "-c", UPPER, str(code)),
+        stdin="hello\nworld\n",
+    )
+    assert run.returncode == code, run.stderr
+    assert run.stdout == f'HELLO\nWORLD\npod "{name}" deleted\n'
+    if code:
+        assert run.stderr.endswith(f"pod default/{name} terminated (Error)\n")
+
+
 @pytest.fixture(scope="module")
 def web_pod(core: client.CoreV1Api) -> str:
     pod = python_pod("web", "", ports=[{"containerPort": 8000}])

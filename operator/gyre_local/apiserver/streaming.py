@@ -1,11 +1,14 @@
-"""The streaming subresources of pods, as kubectl 1.32 uses them: log, exec and portforward.
+"""The streaming subresources of pods, as kubectl 1.32 uses them: log, exec, attach and
+portforward.
 
 log follows a process pod's container log until that run of the container ends, and serves
 the previous run's log. exec speaks the WebSocket remote command protocols
 (v5.channel.k8s.io, v4.channel.k8s.io): each message is a channel byte (0 stdin, 1 stdout,
 2 stderr, 3 error, 4 resize, 255 close a channel) then data, and the error channel carries
-the final Status. portforward speaks SPDY/3.1 tunneled in WebSocket binary messages
-(SPDY/3.1+portforward.k8s.io): an error and a data stream per forwarded connection.
+the final Status; attach streams a running container's output from then on and feeds its
+stdin (spec stdin: true) in the same protocols. portforward speaks SPDY/3.1 tunneled in
+WebSocket binary messages (SPDY/3.1+portforward.k8s.io): an error and a data stream per
+forwarded connection.
 
 Commands and connections reach containers of process pods only, through the process kubelet.
 """
@@ -18,7 +21,7 @@ import json
 import os
 import re
 import signal
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,25 +89,38 @@ async def _follow(
     response = web.StreamResponse(headers={"Content-Type": "text/plain"})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    path = runner.run_log(container, run)
-    first, offset, budget = True, 0, limit
+    first, budget = True, limit
     with contextlib.suppress(ConnectionResetError):
-        while request.transport is not None and not request.transport.is_closing():
-            # Whether the run goes on is read before its output, so its last output is read.
-            live = runner.running(container, run)
-            chunk = _read_from(path, offset)
-            offset += len(chunk)
-            if first:
-                chunk, first = tail(chunk, request.query.get("tailLines")), False
+        async for output in _run_output(runner, container, run, 0):
+            if request.transport is None or request.transport.is_closing():
+                break
+            chunk = tail(output, request.query.get("tailLines")) if first else output
+            first = False
             if budget is not None:
                 chunk, budget = chunk[:budget], budget - len(chunk[:budget])
             if chunk:
                 await response.write(chunk)
-            if not live or budget == 0:
+            if budget == 0:
                 break
-            await asyncio.sleep(_FOLLOW_POLL_SECONDS)
         await response.write_eof()
     return response
+
+
+async def _run_output(
+    runner: ProcessPod, container: str, run: int, offset: int
+) -> AsyncIterator[bytes]:
+    """One run's output from a byte offset on, as it is written, until the run ends (a chunk,
+    maybe empty, each poll)."""
+    path = runner.run_log(container, run)
+    while True:
+        # Whether the run goes on is read before its output, so its last output is read.
+        live = runner.running(container, run)
+        chunk = _read_from(path, offset)
+        offset += len(chunk)
+        yield chunk
+        if not live:
+            return
+        await asyncio.sleep(_FOLLOW_POLL_SECONDS)
 
 
 def _read_from(path: Path, offset: int) -> bytes:
@@ -165,24 +181,24 @@ async def serve(request: web.Request, store: Store, match: re.Match[str]) -> web
     if match["subresource"] == "portforward":
         return await _port_forward(request, pod)
     if match["subresource"] == "attach":
-        raise bad_request("attach is not supported by the local cluster: use exec")
+        return await _attach(request, pod)
     return await _exec(request, pod)
 
 
-def _context(pod: Mapping[str, Any], container: str) -> ContainerContext:
-    """The running container a command runs in; 400 for a container that is not running."""
+def _running(pod: Mapping[str, Any], container: str) -> tuple[ProcessPod, ContainerContext]:
+    """The process pod and context of a running container; 400 when it is not running."""
     metadata = pod.get("metadata") or {}
     containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
     if container not in containers:
         raise bad_request(f"container {container} is not valid for pod {metadata.get('name')}")
     runner = process_pod(metadata.get("uid", ""))
     context = runner.context(container) if runner is not None else None
-    if context is None:
+    if runner is None or context is None:
         raise bad_request(
             f'container "{container}" in pod "{metadata.get("name")}" is not running as a local '
-            "process: exec needs a running container of a process pod"
+            "process: exec and attach need a running container of a process pod"
         )
-    return context
+    return runner, context
 
 
 async def _upgrade(request: web.Request, protocols: tuple[str, ...]) -> web.WebSocketResponse:
@@ -202,7 +218,7 @@ async def _exec(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRespo
     if not command:
         raise bad_request("you must specify at least 1 command")
     container = request.query.get("container") or _default_container(pod)
-    context = _context(pod, container)
+    _, context = _running(pod, container)
     tty = _flag(request, "tty")
     wants = {name: _flag(request, name) for name in ("stdin", "stdout", "stderr")}
     pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
@@ -221,7 +237,7 @@ async def _exec(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRespo
     except OSError as error:
         await _finish(socket, _internal_error(f"error executing command in container: {error}"))
         return socket
-    feeder = asyncio.create_task(_feed_stdin(socket, process))
+    feeder = asyncio.create_task(_exec_stdin(socket, process))
     try:
         await asyncio.gather(
             _relay_output(process.stdout, socket, STDOUT),
@@ -230,12 +246,42 @@ async def _exec(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRespo
         code = await process.wait()
     finally:
         feeder.cancel()
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+        _kill(process)
+        await process.wait()
     await _finish(socket, _exit_status(command, code))
     return socket
+
+
+async def _attach(request: web.Request, pod: Mapping[str, Any]) -> web.StreamResponse:
+    """Stream a running container's output from now on, and its stdin when its spec has one
+    (stdinOnce: closed when the client detaches), until the container's run ends."""
+    container = request.query.get("container") or _default_container(pod)
+    runner, _ = _running(pod, container)
+    spec = next(c for c in pod["spec"]["containers"] if c.get("name") == container)
+    run = int(_container_status(pod, container).get("restartCount", 0))
+    offset = runner.run_log(container, run).stat().st_size
+    stdin = runner.stdin(container) if _flag(request, "stdin") else None
+    once = bool(spec.get("stdinOnce"))
+    socket = await _upgrade(request, CHANNEL_PROTOCOLS)
+    feeder = asyncio.create_task(_feed_stdin(socket, stdin, closable=once))
+    try:
+        async for chunk in _run_output(runner, container, run, offset):
+            if feeder.done():
+                break
+            if chunk:
+                await socket.send_bytes(bytes([STDOUT]) + chunk)
+    finally:
+        feeder.cancel()
+        if once and stdin is not None:
+            stdin.close()
+    await _finish(socket, {"metadata": {}, "status": "Success"})
+    return socket
+
+
+def _kill(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 async def _relay_output(
@@ -247,9 +293,17 @@ async def _relay_output(
         await socket.send_bytes(bytes([channel]) + chunk)
 
 
-async def _feed_stdin(socket: web.WebSocketResponse, process: asyncio.subprocess.Process) -> None:
-    """Write stdin messages to the process until the client closes stdin or the socket."""
-    stdin = process.stdin
+async def _exec_stdin(socket: web.WebSocketResponse, process: asyncio.subprocess.Process) -> None:
+    await _feed_stdin(socket, process.stdin, closable=True)
+    # The client went away: its command goes with it.
+    _kill(process)
+
+
+async def _feed_stdin(
+    socket: web.WebSocketResponse, stdin: asyncio.StreamWriter | None, *, closable: bool
+) -> None:
+    """Write stdin messages to a pipe until the client closes the socket; the client closing
+    stdin closes the pipe when closable."""
     async for message in socket:
         if message.type != WSMsgType.BINARY or not message.data or stdin is None:
             continue
@@ -258,12 +312,8 @@ async def _feed_stdin(socket: web.WebSocketResponse, process: asyncio.subprocess
             if channel == STDIN:
                 stdin.write(payload)
                 await stdin.drain()
-            elif channel == CLOSE and payload[:1] == bytes([STDIN]):
+            elif channel == CLOSE and payload[:1] == bytes([STDIN]) and closable:
                 stdin.close()
-    # The client went away: its command goes with it.
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _exit_status(command: list[str], code: int) -> dict[str, Any]:

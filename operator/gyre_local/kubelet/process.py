@@ -431,6 +431,11 @@ class ProcessPod:
             return None
         return self._contexts.get(container)
 
+    def stdin(self, container: str) -> asyncio.StreamWriter | None:
+        """The stdin pipe of a running container whose spec says stdin: true, else None."""
+        process = self._processes.get(container)
+        return process.stdin if process is not None and self.context(container) else None
+
     def _record(self, container: str) -> ContainerRecord | None:
         records = [*self.record.containers, *self.record.init_containers]
         return next((r for r in records if r.name == container), None)
@@ -499,7 +504,10 @@ class ProcessPod:
                     *argv,
                     env=env,
                     cwd=cwd,
-                    stdin=asyncio.subprocess.DEVNULL,
+                    # stdin: true keeps a pipe open for attach, as the runtime keeps the stream.
+                    stdin=asyncio.subprocess.PIPE
+                    if spec.get("stdin")
+                    else asyncio.subprocess.DEVNULL,
                     stdout=log,
                     stderr=asyncio.subprocess.STDOUT,
                     start_new_session=True,
