@@ -46,9 +46,9 @@ def kubectl(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> 
         "KUBECACHEDIR": str(tmp_path_factory.mktemp("kubecache")),
     }
 
-    def run(*args: str) -> str:
+    def run(*args: str, stdin: str | None = None) -> str:
         result = subprocess.run(
-            [KUBECTL, *args], env=env, capture_output=True, text=True, timeout=60
+            [KUBECTL, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
         )
         assert result.returncode == 0, result.stderr
         return result.stdout
@@ -591,3 +591,233 @@ def test_kubectl_get_watch_prints_the_header_once(
     assert {row[0] for row in rows[1:]} == {"late"}
     assert rows[-1][:4] == ["late", "1/1", "Running", "0"]
     assert all(len(row) == 5 for row in rows)
+
+
+NETWORKING_AND_POLICY = """
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web}
+spec:
+  ingressClassName: nginx
+  tls: [{hosts: [a.example.com]}]
+  rules: [{host: a.example.com}, {}, {host: b.example.com}, {host: c.example.com}, {host: d.test}]
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: nginx}
+spec: {controller: k8s.io/ingress-nginx, parameters: {kind: Params, apiGroup: example.com, name: p}}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 2
+  maxReplicas: 5
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec: {maxUnavailable: 25%, selector: {matchLabels: {app: web}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny}
+spec: {podSelector: {matchLabels: {app: web}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: reader}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: read}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}
+subjects:
+- {kind: User, name: alice, apiGroup: rbac.authorization.k8s.io}
+- {kind: User, name: bob, apiGroup: rbac.authorization.k8s.io}
+- {kind: Group, name: devs, apiGroup: rbac.authorization.k8s.io}
+- {kind: ServiceAccount, name: robot, namespace: tools}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: route}
+spec: {hostnames: [a.example.com, b.example.com]}
+"""
+
+
+def test_networking_policy_and_rbac_columns(
+    cluster: LocalCluster, kubectl: Kubectl, namespace: str
+) -> None:
+    served = {r.plural for r in cluster.store.resource_types()}
+    wanted = {"ingresses", "ingressclasses", "horizontalpodautoscalers", "poddisruptionbudgets"}
+    if not wanted | {"networkpolicies", "roles", "rolebindings"} <= served:
+        pytest.skip("networking, autoscaling, policy and RBAC kinds are not served")
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=NETWORKING_AND_POLICY)
+    expected = {
+        "ingress": (
+            ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
+            [
+                "web",
+                "nginx",
+                "a.example.com,b.example.com,c.example.com + 2 more...",
+                "",
+                "80, 443",
+            ],
+        ),
+        "ingressclass": (
+            ["NAME", "CONTROLLER", "PARAMETERS", "AGE"],
+            ["nginx", "k8s.io/ingress-nginx", "Params.example.com/p"],
+        ),
+        "hpa": (
+            ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"],
+            ["web", "Deployment/web", "cpu: <unknown>/80%", "2", "5", "0"],
+        ),
+        "pdb": (
+            ["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"],
+            ["web", "N/A", "25%", "0"],
+        ),
+        "netpol": (["NAME", "POD-SELECTOR", "AGE"], ["deny", "app=web"]),
+        "rolebindings": (
+            ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"],
+            ["read", "Role/reader"],
+        ),
+        "httproutes": (
+            ["NAME", "HOSTNAMES", "AGE"],
+            ["route", '["a.example.com","b.example.com"]'],
+        ),
+    }
+    for resource, (columns, cells) in expected.items():
+        header, [row] = header_and_rows(kubectl("get", resource, "-n", namespace, "-o", "wide"))
+        assert header == columns, resource
+        assert [row[c] for c in columns[: len(cells)]] == cells, resource
+    _, [row] = header_and_rows(kubectl("get", "rolebindings", "-n", namespace, "-o", "wide"))
+    assert [row["USERS"], row["GROUPS"], row["SERVICEACCOUNTS"]] == [
+        "alice, bob", "devs", "tools/robot",
+    ]  # fmt: skip
+    header, [row] = header_and_rows(kubectl("get", "role", "reader", "-n", namespace))
+    assert header == ["NAME", "CREATED AT"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row["CREATED AT"])
+
+
+def test_custom_resource_columns_keep_their_types(
+    cluster: LocalCluster, kubectl: Kubectl, namespace: str, widget_crd_manifest: dict[str, Any]
+) -> None:
+    version = widget_crd_manifest["spec"]["versions"][0]
+    version["additionalPrinterColumns"] = [
+        {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+        {"name": "Tags", "type": "string", "jsonPath": ".spec.tags"},
+        {"name": "Ready", "type": "boolean", "jsonPath": ".spec.color"},
+        {"name": "Made", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {"name": "Color", "type": "string", "jsonPath": ".spec.color", "priority": 1},
+    ]
+    extensions = client.ApiextensionsV1Api(cluster.api_client())
+    extensions.create_custom_resource_definition(widget_crd_manifest)
+    try:
+        widget = {
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w"},
+            "spec": {"size": 3, "tags": ["a", "b"]},
+        }
+        custom = client.CustomObjectsApi(cluster.api_client())
+        wait_for(lambda: create_widget(custom, namespace, widget))
+        path = f"/apis/example.com/v1/namespaces/{namespace}/widgets"
+        with urllib.request.urlopen(table_request(cluster, path), timeout=10) as response:
+            table = json.load(response)
+        columns = [(c["name"], c["type"], c["priority"]) for c in table["columnDefinitions"]]
+        assert columns == [
+            ("Name", "string", 0), ("Size", "integer", 0), ("Tags", "string", 0),
+            ("Ready", "boolean", 0), ("Made", "date", 0), ("Color", "string", 1),
+        ]  # fmt: skip
+        cells = table["rows"][0]["cells"]
+        assert cells[:4] == ["w", 3, '["a","b"]', None]
+        assert re.fullmatch(r"\d+s", cells[4])
+        assert cells[5] == "red"
+        header, [row] = header_and_rows(kubectl("get", "widgets", "-n", namespace))
+        assert header == ["NAME", "SIZE", "TAGS", "READY", "MADE"]
+        assert [row["SIZE"], row["TAGS"], row["READY"]] == ["3", '["a","b"]', ""]
+    finally:
+        extensions.delete_custom_resource_definition(widget_crd_manifest["metadata"]["name"])
+
+
+def create_widget(custom: client.CustomObjectsApi, namespace: str, widget: dict[str, Any]) -> bool:
+    """Create the widget once its CRD is served."""
+    try:
+        custom.create_namespaced_custom_object("example.com", "v1", namespace, "widgets", widget)
+    except client.ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
+
+
+def test_node_columns(cluster: LocalCluster, core: client.CoreV1Api, kubectl: Kubectl) -> None:
+    if "nodes" not in {r.plural for r in cluster.store.resource_types()}:
+        pytest.skip("nodes are not served")
+    [node] = core.list_node().items
+    header, [row] = header_and_rows(kubectl("get", "nodes", "-o", "wide"))
+    assert header == [
+        "NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE",
+        "KERNEL-VERSION", "CONTAINER-RUNTIME",
+    ]  # fmt: skip
+    roles = sorted(
+        label.removeprefix("node-role.kubernetes.io/")
+        for label in node.metadata.labels or {}
+        if label.startswith("node-role.kubernetes.io/")
+    )
+    internal = [a.address for a in node.status.addresses if a.type == "InternalIP"]
+    info = node.status.node_info
+    assert [row[c] for c in header if c != "AGE"] == [
+        node.metadata.name, "Ready", ",".join(roles) or "<none>", info.kubelet_version,
+        internal[0], "<none>", info.os_image, info.kernel_version,
+        info.container_runtime_version,
+    ]  # fmt: skip
+
+
+def test_events_api_events_print_like_core_events(
+    cluster: LocalCluster, kubectl: Kubectl, namespace: str
+) -> None:
+    now = datetime.now(UTC)
+    event = {
+        "metadata": {"name": "job.2"},
+        "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "reportingController": "job-controller",
+        "reportingInstance": "local",
+        "action": "Create",
+        "reason": "SuccessfulCreate",
+        "note": "Created pod: job-x",
+        "type": "Normal",
+        "regarding": {"kind": "Job", "name": "job", "namespace": namespace},
+        "series": {"count": 7, "lastObservedTime": rfc3339(now - timedelta(minutes=3, seconds=2))},
+    }
+    client.EventsV1Api(cluster.api_client()).create_namespaced_event(namespace, event)
+    header, [row] = header_and_rows(
+        kubectl("get", "events.v1.events.k8s.io", "-n", namespace, "-o", "wide")
+    )
+    assert header[:4] == ["LAST SEEN", "TYPE", "REASON", "OBJECT"]
+    assert [row[c] for c in header if c not in ("LAST SEEN", "FIRST SEEN")] == [
+        "Normal", "SuccessfulCreate", "job/job", "", "job-controller, local",
+        "Created pod: job-x", "7", "job.2",
+    ]  # fmt: skip
+    assert re.fullmatch(r"3m\ds", row["LAST SEEN"])
+    assert re.fullmatch(r"\d+s", row["FIRST SEEN"])
+
+
+def test_kinds_without_a_printer_show_their_creation_time(
+    cluster: LocalCluster, kubectl: Kubectl, widget_crd_manifest: dict[str, Any]
+) -> None:
+    names = widget_crd_manifest["spec"]["names"]
+    names.update(plural="gadgets", singular="gadget", kind="Gadget", shortNames=[])
+    widget_crd_manifest["metadata"]["name"] = "gadgets.example.com"
+    extensions = client.ApiextensionsV1Api(cluster.api_client())
+    extensions.create_custom_resource_definition(widget_crd_manifest)
+    try:
+        header, [row] = header_and_rows(kubectl("get", "crd", "gadgets.example.com"))
+    finally:
+        extensions.delete_custom_resource_definition("gadgets.example.com")
+    assert header == ["NAME", "CREATED AT"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row["CREATED AT"])

@@ -2,12 +2,14 @@
 
 Built-in kinds get the columns and cells of kube-apiserver's printers
 (pkg/printers/internalversion/printers.go), always generated wide as the server does:
-kubectl shows priority-1 columns only with `-o wide`. Custom resources get their
-additionalPrinterColumns, or Age when they declare none.
+kubectl shows priority-1 columns only with `-o wide`. Kinds without a printer get the default
+table converter's Name and Created At. Custom resources get their additionalPrinterColumns,
+or Age when they declare none, as apiextensions-apiserver builds them.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -581,6 +583,123 @@ def _budget_cells(budget: Obj) -> list[Any]:
     ]
 
 
+def _ingress_hosts(ingress: Obj) -> str:
+    """formatHosts: the first three rule hosts and how many rules more, `*` for none."""
+    rules = _json_path(ingress, ".spec.rules") or []
+    hosts: list[str] = []
+    more = False
+    for rule in rules:
+        more = more or len(hosts) == _MAX_ENDPOINTS
+        if not more and rule.get("host"):
+            hosts.append(rule["host"])
+    if not hosts:
+        return "*"
+    text = ",".join(hosts)
+    return f"{text} + {len(rules) - _MAX_ENDPOINTS} more..." if more else text
+
+
+def _ingress_cells(ingress: Obj) -> list[Any]:
+    return [
+        _json_path(ingress, ".spec.ingressClassName") or _NONE,
+        _ingress_hosts(ingress),
+        ",".join(_balancer_addresses(ingress)),
+        "80, 443" if _json_path(ingress, ".spec.tls") else "80",
+        _age(ingress),
+    ]
+
+
+def _ingress_class_parameters(ingress_class: Obj) -> str:
+    parameters = _json_path(ingress_class, ".spec.parameters")
+    if not parameters:
+        return _NONE
+    kind = parameters.get("kind", "")
+    if parameters.get("apiGroup") is not None:
+        kind = f"{kind}.{parameters['apiGroup']}"
+    return f"{kind}/{parameters.get('name', '')}"
+
+
+# ---- nodes and autoscaling ----
+
+_NODE_ROLE_PREFIX = "node-role.kubernetes.io/"
+
+
+def _node_cells(node: Obj) -> list[Any]:
+    status = node.get("status") or {}
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    states = [
+        "Unknown" if ready is None else "Ready" if ready.get("status") == "True" else "NotReady"
+    ]
+    if _json_path(node, ".spec.unschedulable"):
+        states.append("SchedulingDisabled")
+    labels = node["metadata"].get("labels") or {}
+    roles = {k.removeprefix(_NODE_ROLE_PREFIX) for k in labels if k.startswith(_NODE_ROLE_PREFIX)}
+    roles |= {labels["kubernetes.io/role"]} if labels.get("kubernetes.io/role") else set()
+    info = status.get("nodeInfo") or {}
+    addresses = status.get("addresses") or []
+
+    def address(kind: str) -> str:
+        return next((str(a["address"]) for a in addresses if a.get("type") == kind), _NONE)
+
+    return [
+        ",".join(states),
+        ",".join(sorted(roles - {""})) or _NONE,
+        _age(node),
+        info.get("kubeletVersion", ""),
+        address("InternalIP"),
+        address("ExternalIP"),
+        info.get("osImage") or "<unknown>",
+        info.get("kernelVersion") or "<unknown>",
+        info.get("containerRuntimeVersion") or "<unknown>",
+    ]
+
+
+_HPA_MAX_METRICS = 2
+
+
+def _hpa_metric(spec: Obj, status: Obj | None) -> str:
+    """One metric of formatHPAMetrics: current/target, `<unknown>` before it is measured."""
+    kind = spec.get("type", "")
+    source_key = kind[0].lower() + kind[1:] if kind else ""
+    source, current = spec.get(source_key) or {}, (status or {}).get(source_key) or {}
+    target, now = source.get("target") or {}, current.get("current") or {}
+    if kind in ("Resource", "ContainerResource"):
+        name = source.get("name")
+        if target.get("averageValue") is not None:
+            return f"{name}: {now.get('averageValue', '<unknown>')}/{target['averageValue']}"
+        measured = now.get("averageUtilization")
+        wanted = target.get("averageUtilization")
+        shown = "<unknown>" if measured is None else f"{measured}%"
+        return f"{name}: {shown}/{'<auto>' if wanted is None else f'{wanted}%'}"
+    if kind == "Pods":
+        return f"{now.get('averageValue', '<unknown>')}/{target.get('averageValue')}"
+    if kind in ("Object", "External"):
+        if target.get("averageValue") is not None:
+            return f"{now.get('averageValue', '<unknown>')}/{target['averageValue']} (avg)"
+        return f"{now.get('value', '<unknown>')}/{target.get('value')}"
+    return "<unknown type>"
+
+
+def _hpa_cells(autoscaler: Obj) -> list[Any]:
+    spec, status = autoscaler.get("spec") or {}, autoscaler.get("status") or {}
+    metrics = spec.get("metrics") or []
+    statuses = status.get("currentMetrics") or []
+    shown = [
+        _hpa_metric(m, statuses[i] if i < len(statuses) else None) for i, m in enumerate(metrics)
+    ]
+    targets = ", ".join(shown[:_HPA_MAX_METRICS]) or _NONE
+    if len(shown) > _HPA_MAX_METRICS:
+        targets += f" + {len(shown) - _HPA_MAX_METRICS} more..."
+    target = spec.get("scaleTargetRef") or {}
+    return [
+        f"{target.get('kind', '')}/{target.get('name', '')}",
+        targets,
+        str(spec["minReplicas"]) if spec.get("minReplicas") is not None else "<unset>",
+        int(spec.get("maxReplicas") or 0),
+        int(status.get("currentReplicas") or 0),
+        _age(autoscaler),
+    ]
+
+
 # ---- the printers ----
 
 _AGE = Column("Age")
@@ -601,10 +720,9 @@ def _named(columns: list[Column], cells: Callable[[Obj], list[Any]], **extra: An
     )
 
 
-def _aged(*columns: Column, cells: Callable[[Obj], list[Any]] | None = None) -> _Printer:
+def _aged(*columns: Column, cells: Callable[[Obj], list[Any]]) -> _Printer:
     """A printer of Name, the given columns, then Age."""
-    values = cells or (lambda _obj: [])
-    return _named([*columns, _AGE], lambda obj: [*values(obj), _age(obj)])
+    return _named([*columns, _AGE], lambda obj: [*cells(obj), _age(obj)])
 
 
 _PRINTERS: dict[str, _Printer] = {
@@ -705,8 +823,39 @@ _PRINTERS: dict[str, _Printer] = {
         _claim_cells,
     ),
     "Lease": _aged(Column("Holder"), cells=lambda o: [_json_path(o, ".spec.holderIdentity") or ""]),
-    "Role": _named([_CREATED_AT], lambda o: [_created_at(o)]),
-    "ClusterRole": _named([_CREATED_AT], lambda o: [_created_at(o)]),
+    "Node": _named(
+        [
+            Column("Status"),
+            Column("Roles"),
+            _AGE,
+            Column("Version"),
+            Column("Internal-IP", priority=1),
+            Column("External-IP", priority=1),
+            Column("OS-Image", priority=1),
+            Column("Kernel-Version", priority=1),
+            Column("Container-Runtime", priority=1),
+        ],
+        _node_cells,
+    ),
+    "Ingress": _named(
+        [Column("Class"), Column("Hosts"), Column("Address"), Column("Ports"), _AGE], _ingress_cells
+    ),
+    "IngressClass": _aged(
+        Column("Controller"),
+        Column("Parameters"),
+        cells=lambda o: [_json_path(o, ".spec.controller") or "", _ingress_class_parameters(o)],
+    ),
+    "HorizontalPodAutoscaler": _named(
+        [
+            Column("Reference"),
+            Column("Targets"),
+            Column("MinPods"),
+            Column("MaxPods"),
+            Column("Replicas"),
+            _AGE,
+        ],
+        _hpa_cells,
+    ),
     "RoleBinding": _named(
         [
             Column("Role"),
@@ -743,41 +892,74 @@ _PRINTERS: dict[str, _Printer] = {
     ),
 }
 _PRINTERS["ClusterRoleBinding"] = _PRINTERS["RoleBinding"]
-# Kinds served without a printer use the default table converter, as kube-apiserver does.
+# Kinds without a printer (Role, ClusterRole, CustomResourceDefinition, ...) get the default
+# table converter's columns, as from kube-apiserver.
 _DEFAULT_PRINTER = _named([_CREATED_AT], lambda o: [_created_at(o)])
 
 
 # ---- custom resources ----
 
 
-def _path_cell(expression: str, column_type: str) -> Callable[[Obj], Any]:
-    if column_type == "date":
-        return lambda obj: _since(value) if (value := _json_path(obj, expression)) else None
-    return lambda obj: _json_path(obj, expression)
+# What a CRD without printer columns gets (apiextensions' serveDefaultColumnsIfEmpty).
+_CRD_DEFAULT_COLUMNS = [{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
+# Kinds served here as built-ins that real clusters get from CRDs, with those CRDs' columns.
+_CRD_KIND_COLUMNS = {
+    "HTTPRoute": [
+        {"name": "Hostnames", "type": "string", "jsonPath": ".spec.hostnames"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ],
+}
 
 
-def _custom_printer(store: Store, rtype: ResourceType, version: str) -> _Printer:
-    """A CRD's declared printer columns, or Age when it declares none."""
-    declared = openapi.printer_columns(store, rtype, version)
-    if not declared:
-        return _aged()
+def _crd_cell(value: Any, column_type: str) -> Any:
+    """A custom column's cell: string columns print as JSONPath does (JSON for lists and
+    maps), other types keep matching JSON values only (apiextensions' cellForJSONValue)."""
+    if value is None:
+        return None
+    if column_type == "string":
+        if isinstance(value, (list, dict)):
+            return json.dumps(value, separators=(",", ":"))
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    if column_type == "integer" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    if column_type == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if column_type == "boolean" and isinstance(value, bool):
+        return value
+    if column_type == "date" and isinstance(value, str):
+        try:
+            return _since(value)
+        except ValueError:
+            return "<invalid>"
+    return None
+
+
+def _crd_printer(declared: list[Obj]) -> _Printer:
     columns = [
         Column(
             spec["name"],
-            "string" if spec.get("type") == "date" else spec.get("type", "string"),
+            spec.get("type", "string"),
             int(spec.get("priority", 0)),
             spec.get("format", ""),
         )
         for spec in declared
     ]
-    getters = [_path_cell(spec["jsonPath"], spec.get("type", "string")) for spec in declared]
-    return _named(columns, lambda obj: [getter(obj) for getter in getters])
+
+    def cells(obj: Obj) -> list[Any]:
+        return [
+            _crd_cell(_json_path(obj, s["jsonPath"]), s.get("type", "string")) for s in declared
+        ]
+
+    return _named(columns, cells)
 
 
 def _printer(store: Store, rtype: ResourceType, version: str) -> _Printer:
-    if store.is_builtin(rtype):
-        return _PRINTERS.get(rtype.kind, _DEFAULT_PRINTER)
-    return _custom_printer(store, rtype, version)
+    if not store.is_builtin(rtype):
+        declared = openapi.printer_columns(store, rtype, version)
+        return _crd_printer(declared or _CRD_DEFAULT_COLUMNS)
+    if rtype.kind in _CRD_KIND_COLUMNS:
+        return _crd_printer(_CRD_KIND_COLUMNS[rtype.kind])
+    return _PRINTERS.get(rtype.kind, _DEFAULT_PRINTER)
 
 
 def table(
