@@ -383,3 +383,158 @@ def test_token_request_fields_and_limits(cluster: LocalCluster, kubectl: Kubectl
     ) in short.stderr
     missing = kubectl("create", "token", "nobody", check=False)
     assert 'serviceaccounts "nobody" not found' in missing.stderr
+
+
+CORE_EVENT: dict[str, Any] = {
+    "metadata": {"name": "web.1"},
+    "involvedObject": {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "web",
+        "namespace": "events-view",
+        "fieldPath": "spec.template",
+        "resourceVersion": "7",
+    },
+    "reason": "ScalingReplicaSet",
+    "message": "Scaled up replica set web-1 to 1",
+    "type": "Normal",
+    "source": {"component": "deployment-controller"},
+    "reportingComponent": "deployment-controller",
+    "reportingInstance": "local",
+    "count": 2,
+    "firstTimestamp": "2026-01-01T00:00:00Z",
+    "lastTimestamp": "2026-01-01T00:00:05Z",
+}
+
+
+def test_kubectl_events_for_one_pod(kubectl: Kubectl) -> None:
+    namespace = _namespace(kubectl, "pod-events")
+    for pod in ("one", "two"):
+        kubectl("run", pod, "--image=busybox", "-n", namespace)
+    for pod in ("one", "two"):
+        kubectl("wait", "--for=condition=Ready", f"pod/{pod}", "-n", namespace, "--timeout=15s")
+    lines = kubectl("events", "--for", "pod/one", "-n", namespace).stdout.splitlines()
+    assert lines[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert {line.split()[3] for line in lines[1:]} == {"Pod/one"}
+    assert {line.split()[2] for line in lines[1:]} >= {"Scheduled", "Started"}
+
+
+def test_core_event_field_labels(cluster: LocalCluster, kubectl: Kubectl) -> None:
+    namespace = _namespace(kubectl, "events-view")
+    core = kubernetes.client.CoreV1Api(cluster.api_client())
+    core.create_namespaced_event(
+        namespace, kubernetes.client.CoreV1Event.model_validate(CORE_EVENT)
+    )
+    selectors = [
+        "involvedObject.apiVersion=apps/v1",
+        "involvedObject.fieldPath=spec.template",
+        "involvedObject.resourceVersion=7",
+        "source=deployment-controller",
+        "reportingComponent=deployment-controller",
+        "involvedObject.kind=Deployment,reason=ScalingReplicaSet,type=Normal",
+    ]
+    for selector in selectors:
+        names = [
+            e.metadata.name
+            for e in core.list_namespaced_event(namespace, field_selector=selector).items
+            if e.metadata
+        ]
+        assert names == ["web.1"], selector
+    assert core.list_namespaced_event(namespace, field_selector="source=kubelet").items == []
+    with pytest.raises(kubernetes.client.ApiException) as raised:
+        core.list_namespaced_event(namespace, field_selector="note=x")
+    assert raised.value.status == 400
+
+
+def test_events_k8s_io_is_a_view_of_core_events(cluster: LocalCluster, kubectl: Kubectl) -> None:
+    namespace = _namespace(kubectl, "events-view")
+    client = cluster.api_client()
+    core = kubernetes.client.CoreV1Api(client)
+    events = kubernetes.client.EventsV1Api(client)
+    if not core.list_namespaced_event(namespace, field_selector="metadata.name=web.1").items:
+        core.create_namespaced_event(
+            namespace, kubernetes.client.CoreV1Event.model_validate(CORE_EVENT)
+        )
+    view = _get(kubectl, "events.v1.events.k8s.io", "web.1", "-n", namespace)
+    assert view["apiVersion"] == "events.k8s.io/v1"
+    assert view["regarding"] == CORE_EVENT["involvedObject"]
+    assert (view["note"], view["reportingController"]) == (
+        "Scaled up replica set web-1 to 1",
+        "deployment-controller",
+    )
+    assert view["deprecatedSource"] == {"component": "deployment-controller"}
+    assert (view["deprecatedCount"], view["eventTime"]) == (2, None)
+    assert "involvedObject" not in view and "message" not in view
+    for selector in (
+        "regarding.kind=Deployment",
+        "regarding.name=web",
+        "reason=ScalingReplicaSet",
+        "regarding.namespace=events-view",
+        "reportingController=deployment-controller",
+    ):
+        found = kubectl(
+            "get",
+            "events.v1.events.k8s.io",
+            "-n",
+            namespace,
+            "--field-selector",
+            selector,
+            "-o",
+            "name",
+        ).stdout
+        assert found == "event.events.k8s.io/web.1\n", selector
+    # (The official client cannot read an event without eventTime from events.k8s.io, as with
+    # kube-apiserver.) Writes through the view land in the one store of events.
+    created = events.create_namespaced_event(
+        namespace,
+        kubernetes.client.EventsV1Event.model_validate(
+            {
+                "metadata": {"name": "web.2"},
+                "eventTime": "2026-01-01T00:00:06.000000Z",
+                "regarding": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": "web-1",
+                    "namespace": namespace,
+                },
+                "note": "probe failed",
+                "reason": "Unhealthy",
+                "type": "Warning",
+                "action": "Probing",
+                "reportingController": "kubelet",
+                "reportingInstance": "local",
+            }
+        ),
+    )
+    assert created.note == "probe failed"
+    stored = core.read_namespaced_event("web.2", namespace)
+    assert (stored.message, stored.involved_object.name, stored.reporting_component) == (
+        "probe failed",
+        "web-1",
+        "kubelet",
+    )
+    events.patch_namespaced_event("web.2", namespace, {"note": "probe failed twice"})
+    assert core.read_namespaced_event("web.2", namespace).message == "probe failed twice"
+    events.delete_namespaced_event("web.2", namespace)
+    assert [e.metadata.name for e in core.list_namespaced_event(namespace).items if e.metadata] == [
+        "web.1"
+    ]
+
+
+def test_events_k8s_io_watch_shows_the_view(cluster: LocalCluster, kubectl: Kubectl) -> None:
+    namespace = _namespace(kubectl, "events-watch")
+    client = cluster.api_client()
+    involved = {**CORE_EVENT["involvedObject"], "namespace": namespace}
+    kubernetes.client.CoreV1Api(client).create_namespaced_event(
+        namespace,
+        kubernetes.client.CoreV1Event.model_validate({**CORE_EVENT, "involvedObject": involved}),
+    )
+    url = (
+        f"{cluster.url}/apis/events.k8s.io/v1/namespaces/{namespace}/events?watch=true"
+        "&fieldSelector=regarding.kind%3DDeployment&timeoutSeconds=1"
+    )
+    with urllib.request.urlopen(url) as stream:
+        first = json.loads(stream.readline())
+    assert first["type"] == "ADDED"
+    assert first["object"]["apiVersion"] == "events.k8s.io/v1"
+    assert first["object"]["note"] == "Scaled up replica set web-1 to 1"

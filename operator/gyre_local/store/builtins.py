@@ -36,6 +36,10 @@ class ResourceType:
     served_versions: tuple[str, ...] = ()
     # Field selector labels beyond metadata.name and metadata.namespace.
     field_labels: tuple[str, ...] = ()
+    # The object paths of field labels that are not paths themselves.
+    field_paths: tuple[tuple[str, str], ...] = ()
+    # The (group, plural) whose stored objects a view type (events.k8s.io Events) serves.
+    stored_as: tuple[str, str] | None = None
     # batch/v1 Jobs orphan their pods unless a propagation policy is given, as in Kubernetes.
     orphan_by_default: bool = False
     singular: str = field(default="")
@@ -55,6 +59,10 @@ class ResourceType:
         """The singular resource name used in discovery."""
         return self.singular or self.kind.lower()
 
+    def field_path(self, label: str) -> str:
+        """The object path a field selector label reads."""
+        return dict(self.field_paths).get(label, label)
+
     @property
     def has_status(self) -> bool:
         """Whether writes to .status go through a separate subresource."""
@@ -62,6 +70,15 @@ class ResourceType:
 
 
 _ALL = ("all",)
+_REGARDING_FIELDS = (
+    "apiVersion",
+    "fieldPath",
+    "kind",
+    "name",
+    "namespace",
+    "resourceVersion",
+    "uid",
+)
 RBAC_GROUP = "rbac.authorization.k8s.io"
 
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
@@ -93,15 +110,39 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         True,
         ("ev",),
         field_labels=(
+            "involvedObject.apiVersion",
+            "involvedObject.fieldPath",
             "involvedObject.kind",
             "involvedObject.name",
             "involvedObject.namespace",
+            "involvedObject.resourceVersion",
             "involvedObject.uid",
             "reason",
+            "reportingComponent",
+            "source",
             "type",
         ),
+        field_paths=(("source", "source.component"),),
     ),
-    ResourceType("events.k8s.io", "v1", "Event", "events", True, ("ev",)),
+    ResourceType(
+        "events.k8s.io",
+        "v1",
+        "Event",
+        "events",
+        True,
+        ("ev",),
+        field_labels=(
+            *(f"regarding.{field}" for field in _REGARDING_FIELDS),
+            "reason",
+            "reportingController",
+            "type",
+        ),
+        field_paths=(
+            *((f"regarding.{field}", f"involvedObject.{field}") for field in _REGARDING_FIELDS),
+            ("reportingController", "reportingComponent"),
+        ),
+        stored_as=("", "events"),
+    ),
     ResourceType("batch", "v1", "Job", "jobs", True, (), _ALL, ("status",), orphan_by_default=True),
     ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), _ALL, ("status",)),
     ResourceType(
@@ -421,3 +462,54 @@ def crd_resource_type(crd: dict[str, Any]) -> ResourceType | None:
         ),
         singular=names.get("singular") or names["kind"].lower(),
     )
+
+
+# core/v1 Event fields under their events.k8s.io/v1 names, as kube-apiserver converts them.
+_EVENT_VIEW_NAMES = {
+    "involvedObject": "regarding",
+    "message": "note",
+    "reportingComponent": "reportingController",
+    "source": "deprecatedSource",
+    "firstTimestamp": "deprecatedFirstTimestamp",
+    "lastTimestamp": "deprecatedLastTimestamp",
+    "count": "deprecatedCount",
+}
+_EVENT_CORE_NAMES = {view: core for core, view in _EVENT_VIEW_NAMES.items()}
+
+
+def to_view(rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    """A stored object as its view type shows it (a new top level sharing the values)."""
+    view = {_EVENT_VIEW_NAMES.get(key, key): value for key, value in obj.items()}
+    view["apiVersion"] = rtype.api_version
+    view.setdefault("eventTime", None)
+    return view
+
+
+def from_view(obj: Any) -> Any:
+    """A view type's object (or merge, strategic or apply patch) in its stored form."""
+    if not isinstance(obj, dict):
+        return obj
+    stored = {_EVENT_CORE_NAMES.get(key, key): value for key, value in obj.items()}
+    stored.pop("apiVersion", None)
+    return stored
+
+
+def json_patch_from_view(operations: Any) -> Any:
+    """A JSON patch of a view type's object with its paths in the stored form."""
+    if not isinstance(operations, list):
+        return operations
+    return [
+        {**op, **{key: _stored_pointer(op[key]) for key in ("path", "from") if key in op}}
+        if isinstance(op, dict)
+        else op
+        for op in operations
+    ]
+
+
+def _stored_pointer(pointer: Any) -> Any:
+    if not isinstance(pointer, str):
+        return pointer
+    parts = pointer.split("/")
+    if len(parts) > 1:
+        parts[1] = _EVENT_CORE_NAMES.get(parts[1], parts[1])
+    return "/".join(parts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
 import random
 import uuid
@@ -19,9 +20,12 @@ from gyre_local.store.builtins import (
     ResourceType,
     crd_causes,
     crd_status,
+    from_view,
     initial_status,
+    json_patch_from_view,
     scale_of,
     set_defaults,
+    to_view,
 )
 from gyre_local.store.errors import (
     ApiError,
@@ -134,6 +138,8 @@ class Store:
     ) -> dict[str, Any]:
         """One object (or its scale subresource)."""
         rtype = self.resource(group, plural)
+        if rtype.stored_as:
+            return to_view(rtype, self.get(*rtype.stored_as, namespace, name))
         entry = self._index.entry(rtype, namespace, name)
         if subresource == "scale":
             self._check_subresource(rtype, subresource)
@@ -170,6 +176,8 @@ class Store:
         rtype = self.resource(group, plural)
         scope, labels, fields = self._selection(rtype, namespace, label_selector, field_selector)
         matches = _matcher(scope, labels, fields)
+        group, plural = rtype.stored_as or (group, plural)
+        present = (lambda obj: to_view(rtype, obj)) if rtype.stored_as else json_copy
         objects = self._index.objects(group, plural)
         list_rv = self._index.revision
         keys = self._index.keys(group, plural, scope, labels)
@@ -186,7 +194,7 @@ class Store:
             if limit and len(items) >= limit:
                 remaining = sum(1 for k in keys[position:] if matches(objects[k].obj))
                 break
-            items.append(json_copy(obj))
+            items.append(present(obj))
             last = key
         token = encode_continue(list_rv, last) if remaining and last is not None else None
         return ListPage(items, str(list_rv), token, remaining if token else None)
@@ -205,6 +213,7 @@ class Store:
             fields = parse_field_selector(field_selector, allowed.__contains__)
         except SelectorError as error:
             raise bad_request(str(error)) from error
+        fields = tuple(dataclasses.replace(f, field=rtype.field_path(f.field)) for f in fields)
         return (namespace if rtype.namespaced else None) or None, labels, fields
 
     def watch(
@@ -227,7 +236,8 @@ class Store:
         rtype = self.resource(group, plural)
         scope, labels, fields = self._selection(rtype, namespace, label_selector, field_selector)
         matches = _matcher(scope, labels, fields)
-        watch = Watch(
+        group, plural = rtype.stored_as or (group, plural)
+        watch = (ViewWatch if rtype.stored_as else Watch)(
             rtype,
             matches,
             current_rv=lambda: self._index.revision,
@@ -273,8 +283,20 @@ class Store:
         field_validation: str | None = None,
     ) -> dict[str, Any]:
         """Create an object; raises AlreadyExists, NotFound (namespace) or Invalid."""
+        rtype = self.resource(group, plural)
+        if rtype.stored_as:
+            created = self.create(
+                *rtype.stored_as,
+                namespace,
+                from_view(obj),
+                subresource=subresource,
+                dry_run=dry_run,
+                field_manager=field_manager,
+                field_validation=field_validation,
+            )
+            return to_view(rtype, created)
         return self._create(
-            self.resource(group, plural),
+            rtype,
             namespace,
             obj,
             subresource=subresource,
@@ -359,6 +381,18 @@ class Store:
     ) -> dict[str, Any]:
         """Replace an object (PUT); a stale metadata.resourceVersion raises Conflict."""
         rtype = self.resource(group, plural)
+        if rtype.stored_as:
+            replaced = self.replace(
+                *rtype.stored_as,
+                namespace,
+                name,
+                from_view(obj),
+                subresource=subresource,
+                dry_run=dry_run,
+                field_manager=field_manager,
+                field_validation=field_validation,
+            )
+            return to_view(rtype, replaced)
         entry = self._index.entry(rtype, namespace, name)
         if not isinstance(obj, dict):
             raise bad_request("the body of the request must be a JSON object")
@@ -396,6 +430,25 @@ class Store:
         """Patch an object with one of the four Kubernetes patch types."""
         strict = field_validation == "Strict"
         rtype = self.resource(group, plural)
+        if rtype.stored_as:
+            stored_patch = (
+                json_patch_from_view(patch)
+                if patch_type == patching.JSON_PATCH
+                else from_view(patch)
+            )
+            patched = self.patch(
+                *rtype.stored_as,
+                namespace,
+                name,
+                stored_patch,
+                patch_type,
+                subresource=subresource,
+                field_manager=field_manager,
+                force=force,
+                dry_run=dry_run,
+                field_validation=field_validation,
+            )
+            return to_view(rtype, patched)
         if patch_type == patching.APPLY_PATCH:
             return self._apply(
                 rtype, namespace, name, patch, subresource, field_manager, force, dry_run, strict
@@ -454,6 +507,15 @@ class Store:
     ) -> dict[str, Any]:
         """Delete an object; returns its last state (with deletionTimestamp if still present)."""
         rtype = self.resource(group, plural)
+        if rtype.stored_as:
+            deleted = self.delete(
+                *rtype.stored_as,
+                namespace,
+                name,
+                propagation_policy=propagation_policy,
+                dry_run=dry_run,
+            )
+            return to_view(rtype, deleted)
         entry = self._index.entry(rtype, namespace, name)
         policy = propagation_policy or ("Orphan" if rtype.orphan_by_default else "Background")
         if policy not in ("Orphan", "Background", "Foreground"):
@@ -690,3 +752,13 @@ def _matcher(scope: str | None, labels: LabelSelector, fields: FieldSelector) ->
         return labels_match(labels, metadata.get("labels")) and fields_match(fields, obj)
 
     return matches
+
+
+class ViewWatch(Watch):
+    """A watch of a view type: the stored objects' events, shown as the view shows them."""
+
+    async def __anext__(self) -> tuple[str, dict[str, Any]]:
+        event_type, obj = await super().__anext__()
+        if event_type in ("ADDED", "MODIFIED", "DELETED"):
+            obj = to_view(self._rtype, obj)
+        return event_type, obj
