@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -154,6 +155,25 @@ def test_exec_with_stdin(shell_pod: str, kubectl: Kubectl) -> None:
     assert result.stdout == "UP\nPER\n"
 
 
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs script(1) for a terminal")
+def test_exec_with_a_terminal(shell_pod: str, cluster: LocalCluster) -> None:
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path)}
+    inner = f"kubectl exec -it {shell_pod} -- sh -c 'tty; stty size; read x; echo got $x; exit 5'"
+    # script(1) runs kubectl on a terminal of 17 rows and 91 columns.
+    result = subprocess.run(
+        ["script", "-qec", f"stty rows 17 cols 91; {inner}", "/dev/null"],
+        env=env,
+        input="abc\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 5
+    lines = result.stdout.replace("\r", "").splitlines()
+    assert re.fullmatch(r"/dev/pts/\d+", lines[-4])
+    assert lines[-3:] == ["17 91", "got abc", "command terminated with exit code 5"]
+
+
 def test_cp_both_ways(shell_pod: str, kubectl: Kubectl, tmp_path: Path) -> None:
     (tmp_path / "sent.txt").write_text("payload\n" * 1000)
     sent = kubectl("cp", "sent.txt", f"{shell_pod}:copied.txt", cwd=tmp_path)
@@ -183,7 +203,9 @@ def test_run_attached_with_stdin(kubectl: Kubectl, code: int) -> None:
 
 @pytest.fixture(scope="module")
 def web_pod(core: client.CoreV1Api) -> str:
-    pod = python_pod("web", "", ports=[{"containerPort": 8000}])
+    # Ready once it listens: a port-forward before that would be refused.
+    probe = {"tcpSocket": {"port": 8000}, "periodSeconds": 1}
+    pod = python_pod("web", "", ports=[{"containerPort": 8000}], readinessProbe=probe)
     pod["spec"]["containers"][0]["command"] = ["python", "-m", "http.server", "$(PORT)"]
     core.create_namespaced_pod(NS, pod)
     service = {
@@ -191,7 +213,7 @@ def web_pod(core: client.CoreV1Api) -> str:
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8000}]},
     }
     core.create_namespaced_service(NS, service)
-    wait_for(lambda: running(core, "web"))
+    wait_for(lambda: core.read_namespaced_pod("web", NS).status.container_statuses[0].ready)
     return "web"
 
 

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
+import pty
 import re
 import signal
-from collections.abc import AsyncIterator, Mapping
+import struct
+import termios
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -219,37 +223,88 @@ async def _exec(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRespo
         raise bad_request("you must specify at least 1 command")
     container = request.query.get("container") or _default_container(pod)
     _, context = _running(pod, container)
-    tty = _flag(request, "tty")
     wants = {name: _flag(request, name) for name in ("stdin", "stdout", "stderr")}
     pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
     socket = await _upgrade(request, CHANNEL_PROTOCOLS)
+    terminal = _Terminal() if _flag(request, "tty") else None
     try:
         process = await asyncio.create_subprocess_exec(
             *context.argv(command),
             env=dict(context.env),
             cwd=context.cwd,
-            stdin=pipe if wants["stdin"] else devnull,
-            stdout=pipe if wants["stdout"] else devnull,
-            # A terminal has one output stream.
-            stderr=asyncio.subprocess.STDOUT if tty else pipe if wants["stderr"] else devnull,
+            stdin=terminal.child if terminal else pipe if wants["stdin"] else devnull,
+            stdout=terminal.child if terminal else pipe if wants["stdout"] else devnull,
+            stderr=terminal.child if terminal else pipe if wants["stderr"] else devnull,
             start_new_session=True,
         )
     except OSError as error:
         await _finish(socket, _internal_error(f"error executing command in container: {error}"))
         return socket
-    feeder = asyncio.create_task(_exec_stdin(socket, process))
-    try:
-        await asyncio.gather(
-            _relay_output(process.stdout, socket, STDOUT),
-            _relay_output(process.stderr, socket, STDERR),
-        )
-        code = await process.wait()
     finally:
-        feeder.cancel()
-        _kill(process)
-        await process.wait()
+        if terminal is not None:
+            os.close(terminal.child)
+    outputs: list[tuple[asyncio.StreamReader | None, int]]
+    stdin: asyncio.StreamWriter | None
+    try:
+        if terminal is not None:
+            stdin, resize = await terminal.writer(), terminal.resize
+            outputs = [(await terminal.reader(), STDOUT)]
+        else:
+            stdin, resize = process.stdin, None
+            outputs = [(process.stdout, STDOUT), (process.stderr, STDERR)]
+        feeder = asyncio.create_task(_exec_stdin(socket, process, stdin, resize))
+        try:
+            await asyncio.gather(*(_relay_output(o, socket, c) for o, c in outputs))
+            code = await process.wait()
+        finally:
+            feeder.cancel()
+            _kill(process)
+            await process.wait()
+    finally:
+        if terminal is not None:
+            terminal.close()
     await _finish(socket, _exit_status(command, code))
     return socket
+
+
+class _Terminal:
+    """A pseudo-terminal for exec with tty=true: the command's stdin, stdout and stderr."""
+
+    def __init__(self) -> None:
+        self.parent, self.child = pty.openpty()
+        self._transports: list[asyncio.BaseTransport] = []
+
+    async def reader(self) -> asyncio.StreamReader:
+        """What the command writes to the terminal."""
+        reader = asyncio.StreamReader()
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader),
+            os.fdopen(os.dup(self.parent), "rb", buffering=0),
+        )
+        self._transports.append(transport)
+        return reader
+
+    async def writer(self) -> asyncio.StreamWriter:
+        """What the command reads from the terminal."""
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()),
+            os.fdopen(os.dup(self.parent), "wb", buffering=0),
+        )
+        self._transports.append(transport)
+        return asyncio.StreamWriter(transport, protocol, None, loop)
+
+    def resize(self, payload: bytes) -> None:
+        """Apply a resize message ({"Width": columns, "Height": rows})."""
+        size = json.loads(payload)
+        winsize = struct.pack("HHHH", int(size["Height"]), int(size["Width"]), 0, 0)
+        fcntl.ioctl(self.parent, termios.TIOCSWINSZ, winsize)
+
+    def close(self) -> None:
+        """Close the terminal's parent side."""
+        for transport in self._transports:
+            transport.close()
+        os.close(self.parent)
 
 
 async def _attach(request: web.Request, pod: Mapping[str, Any]) -> web.StreamResponse:
@@ -289,27 +344,42 @@ async def _relay_output(
 ) -> None:
     if stream is None:
         return
-    while chunk := await stream.read(_CHUNK):
-        await socket.send_bytes(bytes([channel]) + chunk)
+    # A terminal's parent side fails with EIO once the command and its children are gone.
+    with contextlib.suppress(OSError):
+        while chunk := await stream.read(_CHUNK):
+            await socket.send_bytes(bytes([channel]) + chunk)
 
 
-async def _exec_stdin(socket: web.WebSocketResponse, process: asyncio.subprocess.Process) -> None:
-    await _feed_stdin(socket, process.stdin, closable=True)
+async def _exec_stdin(
+    socket: web.WebSocketResponse,
+    process: asyncio.subprocess.Process,
+    stdin: asyncio.StreamWriter | None,
+    resize: Callable[[bytes], None] | None,
+) -> None:
+    await _feed_stdin(socket, stdin, closable=True, resize=resize)
     # The client went away: its command goes with it.
     _kill(process)
 
 
 async def _feed_stdin(
-    socket: web.WebSocketResponse, stdin: asyncio.StreamWriter | None, *, closable: bool
+    socket: web.WebSocketResponse,
+    stdin: asyncio.StreamWriter | None,
+    *,
+    closable: bool,
+    resize: Callable[[bytes], None] | None = None,
 ) -> None:
     """Write stdin messages to a pipe until the client closes the socket; the client closing
-    stdin closes the pipe when closable."""
+    stdin closes the pipe when closable; resize messages go to resize."""
     async for message in socket:
-        if message.type != WSMsgType.BINARY or not message.data or stdin is None:
+        if message.type != WSMsgType.BINARY or not message.data:
             continue
         channel, payload = message.data[0], message.data[1:]
-        with contextlib.suppress(ConnectionError):
-            if channel == STDIN:
+        with contextlib.suppress(ConnectionError, OSError, ValueError, KeyError):
+            if channel == RESIZE and resize is not None:
+                resize(payload)
+            elif stdin is None:
+                continue
+            elif channel == STDIN:
                 stdin.write(payload)
                 await stdin.drain()
             elif channel == CLOSE and payload[:1] == bytes([STDIN]) and closable:
@@ -356,7 +426,8 @@ async def _finish(socket: web.WebSocketResponse, status: dict[str, Any]) -> None
 class _Forward:
     """One forwarded connection: its error and data streams and the pod-side socket."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, request_id: str, port: int) -> None:
+        self.request_id = request_id
         self.port = port
         self.error_stream: int | None = None
         self.data_stream: int | None = None
@@ -386,7 +457,7 @@ class _PortForward:
         except spdy.ProtocolError:
             pass
         finally:
-            for forward in self._forwards.values():
+            for forward in list(self._forwards.values()):
                 if forward.task is not None:
                     forward.task.cancel()
 
@@ -410,8 +481,8 @@ class _PortForward:
         headers = self._framer.headers(frame)
         stream_id = frame.stream_id
         await self._send(self._framer.syn_reply(stream_id))
-        port = int(headers.get("port", "0") or 0)
-        forward = self._forwards.setdefault(headers.get("requestid", ""), _Forward(port))
+        port, request_id = int(headers.get("port", "0") or 0), headers.get("requestid", "")
+        forward = self._forwards.setdefault(request_id, _Forward(request_id, port))
         self._by_stream[stream_id] = forward
         if headers.get("streamtype") == "error":
             forward.error_stream = stream_id
@@ -421,6 +492,13 @@ class _PortForward:
             forward.task = asyncio.create_task(
                 self._relay(forward, forward.error_stream, forward.data_stream)
             )
+            forward.task.add_done_callback(lambda _task: self._forget(forward))
+
+    def _forget(self, forward: _Forward) -> None:
+        """Drop a finished connection's streams."""
+        self._forwards.pop(forward.request_id, None)
+        for stream_id in (forward.error_stream, forward.data_stream):
+            self._by_stream.pop(stream_id or 0, None)
 
     async def _on_data(self, frame: spdy.Data) -> None:
         forward = self._by_stream.get(frame.stream_id)
