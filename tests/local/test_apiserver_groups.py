@@ -138,6 +138,10 @@ def _exists(kubectl: Kubectl, *args: str) -> bool:
     return kubectl("get", *args, check=False).returncode == 0
 
 
+def _output(kubectl: Kubectl, *args: str) -> str:
+    return str(kubectl(*args).stdout)
+
+
 def _get(kubectl: Kubectl, *args: str) -> Any:
     return json.loads(kubectl("get", *args, "-o", "json").stdout)
 
@@ -538,3 +542,65 @@ def test_events_k8s_io_watch_shows_the_view(cluster: LocalCluster, kubectl: Kube
     assert first["type"] == "ADDED"
     assert first["object"]["apiVersion"] == "events.k8s.io/v1"
     assert first["object"]["note"] == "Scaled up replica set web-1 to 1"
+
+
+def test_generation_is_kept_only_by_kinds_with_a_spec(kubectl: Kubectl) -> None:
+    namespace = _namespace(kubectl, "generations")
+    documents = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"}},
+        *CHART_OBJECTS,
+    ]
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump_all(documents))
+    listed = _get(kubectl, "cm,secret,sa,role,pdb,ing,netpol,hpa,pvc", "-n", namespace)["items"]
+    generations = {
+        (item["kind"], item["metadata"]["name"]): item["metadata"].get("generation")
+        for item in listed
+    }
+    assert generations[("PodDisruptionBudget", "web")] == 1
+    assert generations[("Ingress", "web")] == 1
+    assert generations[("NetworkPolicy", "web")] == 1
+    for kind, name in [
+        ("ConfigMap", "c"),
+        ("Secret", "s"),
+        ("ServiceAccount", "robot"),
+        ("Role", "reader"),
+        ("HorizontalPodAutoscaler", "web"),
+        ("PersistentVolumeClaim", "data"),
+    ]:
+        assert generations[(kind, name)] is None, kind
+    kubectl("patch", "cm", "c", "-n", namespace, "-p", '{"data":{"a":"2"}}')
+    assert "generation" not in _get(kubectl, "cm", "c", "-n", namespace)["metadata"]
+    kubectl("patch", "pdb", "web", "-n", namespace, "-p", '{"spec":{"minAvailable":2}}')
+    assert _get(kubectl, "pdb", "web", "-n", namespace)["metadata"]["generation"] == 2
+
+
+def test_kubectl_logs_of_a_job_reads_its_own_pod(kubectl: Kubectl) -> None:
+    namespace = _namespace(kubectl, "job-logs")
+    template = {
+        "metadata": {"labels": {"app": "batch"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:1"}]},
+    }
+    jobs = [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name},
+            "spec": {"template": template},
+        }
+        for name in ("first", "second")
+    ]
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump_all(jobs))
+    for name in ("first", "second"):
+        selector = f"batch.kubernetes.io/job-name={name}"
+        wait_for(functools.partial(_output, kubectl, "get", "pod", "-l", selector, "-n", namespace))
+    pods = _get(kubectl, "pods", "-n", namespace)["items"]
+    owner = {p["metadata"]["name"]: p["metadata"]["ownerReferences"][0]["name"] for p in pods}
+    verbose = kubectl("logs", "job/second", "-n", namespace, "-v=6").stderr
+    read = [
+        line.split("/pods/")[1].split("/")[0]
+        for line in verbose.splitlines()
+        if "/log" in line and " GET " in line
+    ]
+    assert read and {owner[pod] for pod in read} == {"second"}

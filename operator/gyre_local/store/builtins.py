@@ -225,6 +225,12 @@ CRD_PLURAL = "customresourcedefinitions"
 def set_defaults(kind: str, obj: dict[str, Any], cluster_ip: Callable[[], str]) -> None:
     """Fill the fields the API server defaults on every write of a built-in kind."""
     spec = obj.setdefault("spec", {}) if kind in _KINDS_WITH_SPEC else None
+    for path in _TEMPLATE_PATHS.get(kind, ()):
+        metadata = (_member(obj, path) or {}).get("metadata")
+        # Clients that decode templates into typed objects send their zero creationTimestamp as
+        # null (kubectl rollout undo does): the template is the same as without it.
+        if isinstance(metadata, dict) and metadata.get("creationTimestamp", "") is None:
+            del metadata["creationTimestamp"]
     if kind == "Namespace":
         labels = obj["metadata"].setdefault("labels", {})
         labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
@@ -290,6 +296,38 @@ _DEFAULT_HPA_METRIC: dict[str, Any] = {
     "type": "Resource",
     "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
 }
+
+
+# Where the (pod or job) templates of a kind are.
+_TEMPLATE_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "Deployment": (("spec", "template"),),
+    "ReplicaSet": (("spec", "template"),),
+    "Job": (("spec", "template"),),
+    "CronJob": (("spec", "jobTemplate"), ("spec", "jobTemplate", "spec", "template")),
+}
+# The built-in resources whose metadata.generation counts spec changes (custom resources' does).
+GENERATION_RESOURCES = frozenset(
+    {
+        ("apps", "deployments"),
+        ("apps", "replicasets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+        ("policy", "poddisruptionbudgets"),
+        ("networking.k8s.io", "ingresses"),
+        ("networking.k8s.io", "ingressclasses"),
+        ("networking.k8s.io", "networkpolicies"),
+        (CRD_GROUP, CRD_PLURAL),
+        ("gateway.networking.k8s.io", "httproutes"),
+    }
+)
+
+
+def _member(obj: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
+    """The object at a path of keys, if there is one."""
+    current: Any = obj
+    for key in path:
+        current = current.get(key) if isinstance(current, dict) else None
+    return current if isinstance(current, dict) else None
 
 
 def _default_network_policy(spec: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from gyre_local.store import patching
 from gyre_local.store.builtins import (
     CRD_GROUP,
     CRD_PLURAL,
+    GENERATION_RESOURCES,
     INITIAL_NAMESPACES,
     ResourceType,
     crd_causes,
@@ -345,7 +346,9 @@ class Store:
         obj["kind"] = rtype.kind
         for server_field in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"):
             metadata.pop(server_field, None)
-        metadata.update(uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339(), generation=1)
+        metadata.update(uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339())
+        if self._has_generation(rtype):
+            metadata["generation"] = 1
         if rtype.has_status:
             obj.pop("status", None)
         if self.is_builtin(rtype):
@@ -570,6 +573,10 @@ class Store:
                 resource_details(rtype, name),
             )
 
+    def _has_generation(self, rtype: ResourceType) -> bool:
+        """Whether the type's metadata.generation counts its spec changes."""
+        return not self.is_builtin(rtype) or (rtype.group, rtype.plural) in GENERATION_RESOURCES
+
     def _check_subresource(self, rtype: ResourceType, subresource: str) -> None:
         """Raise NotFound unless the type serves the subresource."""
         if subresource not in rtype.subresources:
@@ -640,7 +647,7 @@ class Store:
         check_finalizers(rtype, old, merged)
         if (rtype.group, rtype.plural) == (CRD_GROUP, CRD_PLURAL):
             merged["status"] = crd_status(merged, now_rfc3339())
-        if changes_generation(rtype, old, merged):
+        if self._has_generation(rtype) and changes_generation(rtype, old, merged):
             merged["metadata"]["generation"] = old_meta.get("generation", 1) + 1
         if merged == old:
             return json_copy(old)
