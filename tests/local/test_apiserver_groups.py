@@ -604,3 +604,14 @@ def test_kubectl_logs_of_a_job_reads_its_own_pod(kubectl: Kubectl) -> None:
         if "/log" in line and " GET " in line
     ]
     assert read and {owner[pod] for pod in read} == {"second"}
+
+
+def test_kubectl_create_from_flags_is_told_what_works(kubectl: Kubectl) -> None:
+    refused = kubectl("create", "configmap", "flags", "--from-literal=a=1", check=False)
+    assert refused.returncode != 0
+    assert "`kubectl apply -f FILE`" in refused.stderr
+    assert "`kubectl create ... --dry-run=client -o yaml | kubectl apply -f -`" in refused.stderr
+    manifest = kubectl(
+        "create", "configmap", "flags", "--from-literal=a=1", "--dry-run=client", "-o", "yaml"
+    ).stdout
+    assert kubectl("apply", "-f", "-", stdin=manifest).stdout == "configmap/flags created\n"

@@ -147,7 +147,9 @@ async def _body(request: web.Request) -> Any:
             415,
             "UnsupportedMediaType",
             "the body of the request was in an unknown format - accepted media types include: "
-            "application/json, application/yaml",
+            "application/json, application/yaml (the local cluster does not read protobuf, which "
+            "`kubectl create KIND NAME` sends: use `kubectl apply -f FILE`, or "
+            "`kubectl create ... --dry-run=client -o yaml | kubectl apply -f -`)",
         )
     try:
         if content_type == APPLY_PATCH or content_type.endswith("yaml"):
