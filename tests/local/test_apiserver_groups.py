@@ -258,6 +258,9 @@ def test_apply_chart_manifests_with_real_defaults(kubectl: Kubectl) -> None:
     policy = _get(kubectl, "netpol", "web", "-n", namespace)["spec"]
     assert policy["policyTypes"] == ["Ingress"]
     assert policy["ingress"] == [{"ports": [{"port": 80, "protocol": "TCP"}]}]
+    # The DefaultStorageClass admission plugin names the default class in a claim without one.
+    claim = _get(kubectl, "pvc", "data", "-n", namespace)["spec"]
+    assert claim["storageClassName"] == "standard"
     hpa = _get(kubectl, "hpa", "web", "-n", namespace)["spec"]
     assert hpa["minReplicas"] == 1
     assert hpa["metrics"] == [

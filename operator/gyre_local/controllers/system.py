@@ -13,11 +13,11 @@ from gyre_local.clock import now_rfc3339
 from gyre_local.controllers.objects import is_deleting
 from gyre_local.controllers.reconciler import Controller, Key
 from gyre_local.kubelet.state import NODE_NAME
+from gyre_local.store.builtins import DEFAULT_CLASS_ANNOTATION
 from gyre_local.store.store import ApiError, Store
 
 KUBELET_VERSION = "v1.32.0"
 DEFAULT_STORAGE_CLASS = "standard"
-DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 DEFAULT_SERVICE_ACCOUNT = "default"
 # What a kubelet allows by default (--max-pods).
 _MAX_PODS = "110"

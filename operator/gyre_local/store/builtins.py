@@ -80,6 +80,7 @@ _REGARDING_FIELDS = (
     "uid",
 )
 RBAC_GROUP = "rbac.authorization.k8s.io"
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Namespace", "namespaces", False, ("ns",), (), ("status",)),

@@ -16,6 +16,7 @@ from gyre_local.store import patching
 from gyre_local.store.builtins import (
     CRD_GROUP,
     CRD_PLURAL,
+    DEFAULT_CLASS_ANNOTATION,
     GENERATION_RESOURCES,
     INITIAL_NAMESPACES,
     ResourceType,
@@ -355,6 +356,8 @@ class Store:
             set_defaults(rtype.kind, obj, lambda: next(self._cluster_ips))
             if rtype.has_status:
                 obj["status"] = initial_status(rtype.kind)
+            if rtype.kind == "PersistentVolumeClaim":
+                self._admit_claim(obj["spec"])
         obj = self._index.schemas.prepare(rtype, obj, None, subresource=None, strict=strict)
         self._validate(rtype, obj, None, subresource=None)
         if (rtype.group, rtype.plural) == (CRD_GROUP, CRD_PLURAL):
@@ -572,6 +575,17 @@ class Store:
                 f"namespace {namespace} because it is being terminated",
                 resource_details(rtype, name),
             )
+
+    def _admit_claim(self, spec: dict[str, Any]) -> None:
+        """As the DefaultStorageClass admission plugin does: a new claim naming no class (an
+        empty name is a class) gets the default StorageClass, when there is one."""
+        if spec.get("storageClassName") is not None:
+            return
+        for entry in self._index.objects("storage.k8s.io", "storageclasses").values():
+            annotations = entry.obj["metadata"].get("annotations") or {}
+            if annotations.get(DEFAULT_CLASS_ANNOTATION) == "true":
+                spec["storageClassName"] = entry.obj["metadata"]["name"]
+                return
 
     def _has_generation(self, rtype: ResourceType) -> bool:
         """Whether the type's metadata.generation counts its spec changes."""
