@@ -618,3 +618,48 @@ def test_kubectl_create_from_flags_is_told_what_works(kubectl: Kubectl) -> None:
         "create", "configmap", "flags", "--from-literal=a=1", "--dry-run=client", "-o", "yaml"
     ).stdout
     assert kubectl("apply", "-f", "-", stdin=manifest).stdout == "configmap/flags created\n"
+
+
+def _deployment(image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "containers": [
+                        {"name": "app", "image": image, "ports": [{"containerPort": 80}]}
+                    ]
+                },
+            },
+        },
+    }
+
+
+def _revisions(kubectl: Kubectl, namespace: str) -> dict[str, tuple[str, str]]:
+    """Each ReplicaSet's revision annotation and image."""
+    return {
+        rs["metadata"]["name"]: (
+            rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+            rs["spec"]["template"]["spec"]["containers"][0]["image"],
+        )
+        for rs in _get(kubectl, "rs", "-n", namespace)["items"]
+    }
+
+
+def test_kubectl_rollout_undo_reuses_the_old_replica_set(kubectl: Kubectl) -> None:
+    namespace = _namespace(kubectl, "rollouts")
+    for image in ("nginx:1", "nginx:2"):
+        kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(_deployment(image)))
+        kubectl("rollout", "status", "deployment/web", "-n", namespace, "--timeout=20s")
+    before = _revisions(kubectl, namespace)
+    assert sorted(before.values()) == [("1", "nginx:1"), ("2", "nginx:2")]
+    undo = kubectl("rollout", "undo", "deployment/web", "-n", namespace).stdout
+    assert undo == "deployment.apps/web rolled back\n"
+    kubectl("rollout", "status", "deployment/web", "-n", namespace, "--timeout=20s")
+    after = _revisions(kubectl, namespace)
+    assert after.keys() == before.keys()
+    assert sorted(after.values()) == [("2", "nginx:2"), ("3", "nginx:1")]

@@ -227,11 +227,7 @@ def set_defaults(kind: str, obj: dict[str, Any], cluster_ip: Callable[[], str]) 
     """Fill the fields the API server defaults on every write of a built-in kind."""
     spec = obj.setdefault("spec", {}) if kind in _KINDS_WITH_SPEC else None
     for path in _TEMPLATE_PATHS.get(kind, ()):
-        metadata = (_member(obj, path) or {}).get("metadata")
-        # Clients that decode templates into typed objects send their zero creationTimestamp as
-        # null (kubectl rollout undo does): the template is the same as without it.
-        if isinstance(metadata, dict) and metadata.get("creationTimestamp", "") is None:
-            del metadata["creationTimestamp"]
+        _drop_typed_zero_values(_member(obj, path) or {})
     if kind == "Namespace":
         labels = obj["metadata"].setdefault("labels", {})
         labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
@@ -321,6 +317,22 @@ GENERATION_RESOURCES = frozenset(
         ("gateway.networking.k8s.io", "httproutes"),
     }
 )
+
+
+def _drop_typed_zero_values(template: dict[str, Any]) -> None:
+    """Drop from a template the zero values that clients decoding it into typed objects add on
+    the way back (kubectl rollout undo sends an old ReplicaSet's template so): a null
+    creationTimestamp, empty container resources. The template is the same without them, and
+    must stay equal to the revision it came from."""
+    metadata = template.get("metadata")
+    if isinstance(metadata, dict) and metadata.get("creationTimestamp", "") is None:
+        del metadata["creationTimestamp"]
+    pod_spec = template.get("spec")
+    if not isinstance(pod_spec, dict):
+        return
+    for container in (pod_spec.get("initContainers") or []) + (pod_spec.get("containers") or []):
+        if isinstance(container, dict) and container.get("resources", None) == {}:
+            del container["resources"]
 
 
 def _member(obj: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
