@@ -111,7 +111,7 @@ def create(
         "metadata": {"creationTimestamp": None},
     }
     if rtype.kind == "SelfSubjectReview":
-        return {**answer, "status": {"userInfo": caller(store, authorization)}}
+        return {**answer, "status": {"userInfo": _caller(store, authorization)}}
     answer["spec"] = spec
     if rtype.kind == "TokenReview":
         return {**answer, "status": _token_review(store, spec)}
@@ -122,7 +122,7 @@ def create(
     return {**answer, "status": {"allowed": True, "reason": NOT_ENFORCED}}
 
 
-def caller(store: Store, authorization: str) -> dict[str, Any]:
+def _caller(store: Store, authorization: str) -> dict[str, Any]:
     """Who a request's Authorization header names: the service account of a token this server
     issued, else the local administrator (no credential is required)."""
     scheme, _, token = authorization.partition(" ")

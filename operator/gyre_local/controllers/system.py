@@ -33,7 +33,7 @@ def create_cluster_objects(store: Store) -> None:
         "nodes",
         None,
         NODE_NAME,
-        {**node, "status": node_status(now_rfc3339())},
+        {**node, "status": _node_status(now_rfc3339())},
         subresource="status",
     )
     store.create(
@@ -65,7 +65,7 @@ def _node_labels() -> dict[str, str]:
     }
 
 
-def node_status(now: str) -> dict[str, Any]:
+def _node_status(now: str) -> dict[str, Any]:
     """A Ready node's status with this machine's CPUs and memory as capacity."""
     memory_kib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024
     resources = {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_kib}Ki", "pods": _MAX_PODS}
