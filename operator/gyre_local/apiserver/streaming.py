@@ -25,14 +25,23 @@ import re
 import signal
 import struct
 import termios
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from gyre_local.apiserver import spdy
-from gyre_local.kubelet.process import ContainerContext, ProcessPod, process_pod
+from gyre_local.kubelet.process import (
+    ContainerContext,
+    PodFiles,
+    ProcessPod,
+    line_times,
+    process_pod,
+)
 from gyre_local.kubelet.state import POD_IP
 from gyre_local.proxy.services import local_port
 from gyre_local.store.store import Store, bad_request
@@ -56,56 +65,160 @@ _RST_CANCEL = 5
 async def serve_log(
     request: web.Request, store: Store, namespace: str, name: str
 ) -> web.StreamResponse:
-    """The log subresource: container, previous, follow, tailLines and limitBytes."""
+    """The log subresource: container, previous, follow, tailLines, sinceSeconds, sinceTime,
+    timestamps and limitBytes (line times are known for process pods only)."""
     pod = store.get("", "pods", namespace, name)
     container = request.query.get("container") or _default_container(pod)
     status = _container_status(pod, container)
-    runner = process_pod(pod["metadata"].get("uid", ""))
-    limit = _optional_int(request.query.get("limitBytes"), "limitBytes")
+    options = _LogOptions.parse(request)
+    # Asked first: it answers 400 for a container that is not in the pod.
+    text = store.pod_log(namespace, name, container).encode()
     if _flag(request, "previous"):
-        terminated = (status.get("lastState") or {}).get("terminated")
-        if not terminated:
+        if not (status.get("lastState") or {}).get("terminated"):
             raise bad_request(
                 f'previous terminated container "{container}" in pod "{name}" not found'
             )
         run = int(status["restartCount"]) - 1
-        text = (
-            runner.run_log(container, run).read_bytes()
-            if runner is not None
-            else store.pod_log(namespace, name, container).encode()
-        )
-        return _plain(_limit(tail(text, request.query.get("tailLines")), limit))
-    text = store.pod_log(namespace, name, container).encode()
-    run = int(status.get("restartCount", 0))
-    if not _flag(request, "follow") or runner is None or not runner.running(container, run):
-        return _plain(_limit(tail(text, request.query.get("tailLines")), limit))
-    return await _follow(request, runner, container, run, limit)
+    else:
+        run = _current_run(status)
+    runner = process_pod(pod["metadata"].get("uid", ""))
+    if runner is None:
+        untimed = [(0, line) for line in _lines(text)]
+        return _plain(options.limited(options.render(untimed, timed=False)))
+    log = _RunLog(runner.run_log(container, run))
+    if _flag(request, "follow") and runner.running(container, run):
+        return await _follow(request, log, options, lambda: runner.running(container, run))
+    return _plain(options.limited(options.render(log.read(final=True))))
+
+
+def _current_run(status: Mapping[str, Any]) -> int:
+    """The run `kubectl logs` shows: the current one, or while a restart waits the last one."""
+    count = int(status.get("restartCount", 0))
+    waiting = "waiting" in (status.get("state") or {})
+    if waiting and (status.get("lastState") or {}).get("terminated"):
+        return count - 1
+    return count
 
 
 def _plain(body: bytes) -> web.Response:
     return web.Response(body=body, content_type="text/plain")
 
 
+@dataclass(frozen=True)
+class _LogOptions:
+    """The log query's selection and formatting of lines."""
+
+    tail: int | None
+    since_ns: int | None
+    timestamps: bool
+    limit: int | None
+
+    @classmethod
+    def parse(cls, request: web.Request) -> _LogOptions:
+        """The options of a log request; 400 for malformed values."""
+        query = request.query
+        since_ns = None
+        if (seconds := _optional_int(query.get("sinceSeconds"), "sinceSeconds")) is not None:
+            since_ns = time.time_ns() - seconds * 1_000_000_000
+        elif since_time := query.get("sinceTime"):
+            try:
+                since_ns = int(datetime.fromisoformat(since_time).timestamp() * 1e9)
+            except ValueError:
+                raise bad_request(
+                    f"sinceTime must be an RFC 3339 time, got {since_time!r}"
+                ) from None
+        return cls(
+            _optional_int(query.get("tailLines"), "tailLines"),
+            since_ns,
+            _flag(request, "timestamps"),
+            _optional_int(query.get("limitBytes"), "limitBytes"),
+        )
+
+    def render(
+        self, lines: list[tuple[int, bytes]], *, first: bool = True, timed: bool = True
+    ) -> bytes:
+        """Lines (time in ns, text) as served: the last tailLines of the first read, those
+        since the since time, with their times when asked (untimed lines are all kept, bare)."""
+        if first and self.tail is not None:
+            lines = lines[-self.tail :] if self.tail > 0 else []
+        if timed and self.since_ns is not None:
+            lines = [line for line in lines if line[0] >= self.since_ns]
+        if timed and self.timestamps:
+            return b"".join(f"{_rfc3339_nano(ns)} ".encode() + text for ns, text in lines)
+        return b"".join(text for _, text in lines)
+
+    def limited(self, body: bytes) -> bytes:
+        """The first limitBytes of a body."""
+        return body if self.limit is None else body[: self.limit]
+
+
+def _rfc3339_nano(ns: int) -> str:
+    """Go's time.RFC3339Nano in UTC: nanoseconds without trailing zeros."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    digits = f"{fraction:09d}".rstrip("0")
+    return f"{base}.{digits}Z" if digits else f"{base}Z"
+
+
+def _lines(data: bytes) -> list[bytes]:
+    """Lines split at newlines only, each keeping its newline (the last may have none)."""
+    parts = data.split(b"\n")
+    return [part + b"\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
+class _RunLog:
+    """One run's log read as it grows, as lines with the time each was written."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._times_path = PodFiles.times_path(path)
+        self._offset = 0
+        self._pending = b""
+        self._times: dict[int, int] = {}
+        self._times_offset = 0
+        self._last_ns = 0
+
+    def read(self, *, final: bool) -> list[tuple[int, bytes]]:
+        """The lines written since the last read; an incomplete last line waits for the next
+        read unless final."""
+        start = self._offset - len(self._pending)
+        data = self._pending + _read_from(self._path, self._offset)
+        self._offset = start + len(data)
+        # Times are written before their lines, so every line read has its time by now.
+        times, self._times_offset = line_times(self._times_path, self._times_offset)
+        self._times.update(times)
+        lines = _lines(data)
+        keep = not final and lines and not lines[-1].endswith(b"\n")
+        self._pending = lines.pop() if keep else b""
+        timed = []
+        for line in lines:
+            self._last_ns = self._times.pop(start, self._last_ns)
+            timed.append((self._last_ns, line))
+            start += len(line)
+        return timed
+
+
 async def _follow(
-    request: web.Request, runner: ProcessPod, container: str, run: int, limit: int | None
+    request: web.Request, log: _RunLog, options: _LogOptions, live: Callable[[], bool]
 ) -> web.StreamResponse:
-    """Stream one run of a container's log until that run ends or the client leaves."""
+    """Stream one run's log until that run ends or the client leaves."""
     response = web.StreamResponse(headers={"Content-Type": "text/plain"})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    first, budget = True, limit
+    first, budget = True, options.limit
     with contextlib.suppress(ConnectionResetError):
-        async for output in _run_output(runner, container, run, 0):
-            if request.transport is None or request.transport.is_closing():
-                break
-            chunk = tail(output, request.query.get("tailLines")) if first else output
+        while request.transport is not None and not request.transport.is_closing():
+            # Whether the run goes on is asked before reading, so its last output is read.
+            going = live()
+            chunk = options.render(log.read(final=not going), first=first)
             first = False
             if budget is not None:
                 chunk, budget = chunk[:budget], budget - len(chunk[:budget])
             if chunk:
                 await response.write(chunk)
-            if budget == 0:
+            if not going or budget == 0:
                 break
+            await asyncio.sleep(_FOLLOW_POLL_SECONDS)
         await response.write_eof()
     return response
 
@@ -134,19 +247,6 @@ def _read_from(path: Path, offset: int) -> bytes:
             return bytes(log.read())
     except FileNotFoundError:
         return b""
-
-
-def tail(text: bytes, tail_lines: str | None) -> bytes:
-    """The last tailLines lines of a log, or all of it."""
-    count = _optional_int(tail_lines, "tailLines")
-    if count is None:
-        return text
-    lines = text.splitlines(keepends=True)
-    return b"".join(lines[-count:]) if count > 0 else b""
-
-
-def _limit(text: bytes, limit: int | None) -> bytes:
-    return text if limit is None else text[:limit]
 
 
 def _optional_int(value: str | None, name: str) -> int | None:

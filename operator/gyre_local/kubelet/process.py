@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,9 @@ T = TypeVar("T")
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 FALLBACK_LOG_LINES = 80
 FALLBACK_LOG_BYTES = 2048
+_OUTPUT_CHUNK = 64 * 1024
+# How long a container's end waits for the rest of its output.
+_OUTPUT_DRAIN_SECONDS = 1.0
 _VENV_BIN = Path(sys.executable).parent
 _EXPANSION = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
 # Process groups still running, killed at interpreter exit should a cluster never be stopped.
@@ -238,9 +242,44 @@ class PodFiles:
         )
         return runs[-1] if runs else None
 
+    @staticmethod
+    def times_path(log_path: Path) -> Path:
+        """The file of a run's line times: "offset nanoseconds" for each line of its log."""
+        return log_path.with_suffix(".times")
+
     def termination_path(self, container: str) -> Path:
         """The local file standing in for a container's terminationMessagePath."""
         return self.root / "termination" / container
+
+
+async def copy_output(stream: asyncio.StreamReader, log_path: Path, times_path: Path) -> None:
+    """Append a process's output to its log file and, first, the time each line started to its
+    times file, as a container runtime stamps each log line."""
+    with log_path.open("ab") as log, times_path.open("a") as times:
+        offset, line_start = log.tell(), True
+        while chunk := await stream.read(_OUTPUT_CHUNK):
+            now = time.time_ns()
+            starts = [0] if line_start else []
+            starts += [m.end() for m in re.finditer(b"\n", chunk[:-1])]
+            times.write("".join(f"{offset + start} {now}\n" for start in starts))
+            times.flush()
+            log.write(chunk)
+            log.flush()
+            offset, line_start = offset + len(chunk), chunk.endswith(b"\n")
+
+
+def line_times(times_path: Path, offset: int = 0) -> tuple[dict[int, int], int]:
+    """The line times recorded in a times file from a byte offset on ({log offset: ns}), and
+    the offset the next read starts at (complete lines only)."""
+    try:
+        with times_path.open("rb") as times:
+            times.seek(offset)
+            data = times.read()
+    except FileNotFoundError:
+        return {}, offset
+    complete = data[: data.rfind(b"\n") + 1]
+    entries = (line.split() for line in complete.splitlines())
+    return {int(start): int(ns) for start, ns in entries}, offset + len(complete)
 
 
 class VolumeBuilder:
@@ -364,6 +403,7 @@ class ProcessPod:
         self._policy = self._spec.get("restartPolicy", "Always")
         self._processes: dict[str, asyncio.subprocess.Process] = {}
         self._helpers: set[asyncio.Task[None]] = set()
+        self._copiers: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._local_ports: dict[int, int] = {}
         self._port_names: dict[str, int] = {}
@@ -498,24 +538,29 @@ class ProcessPod:
         env, cwd = dict(context.env), context.cwd
         termination.write_text("")
         log_path = self._files.log_path(spec["name"], record.restart_count)
+        log_path.touch()
         try:
-            with log_path.open("ab") as log:
-                process = await asyncio.create_subprocess_exec(
-                    *argv,
-                    env=env,
-                    cwd=cwd,
-                    # stdin: true keeps a pipe open for attach, as the runtime keeps the stream.
-                    stdin=asyncio.subprocess.PIPE
-                    if spec.get("stdin")
-                    else asyncio.subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=asyncio.subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                env=env,
+                cwd=cwd,
+                # stdin: true keeps a pipe open for attach, as the runtime keeps the stream.
+                stdin=asyncio.subprocess.PIPE if spec.get("stdin") else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
         except OSError as error:
             record.terminate(128, str(error), reason="StartError")
             self._publish()
             return 128
+        assert process.stdout is not None  # stdout=PIPE
+        copier = asyncio.create_task(
+            copy_output(process.stdout, log_path, self._files.times_path(log_path))
+        )
+        # Children left behind may hold the output open: it is copied on until they close it.
+        self._copiers.add(copier)
+        copier.add_done_callback(self._copiers.discard)
         self._processes[spec["name"]] = process
         self._contexts[spec["name"]] = context
         _LIVE_GROUPS.add(process.pid)
@@ -530,6 +575,7 @@ class ProcessPod:
                 task.cancel()
             self._processes.pop(spec["name"], None)
             _LIVE_GROUPS.discard(process.pid)
+        await asyncio.wait({copier}, timeout=_OUTPUT_DRAIN_SECONDS)
         exit_code = 128 - returncode if returncode < 0 else returncode
         record.terminate(
             exit_code, self._termination_message(spec, termination, log_path, exit_code)
