@@ -207,35 +207,29 @@ async def _follow(
     await response.prepare(request)
     first, budget = True, options.limit
     with contextlib.suppress(ConnectionResetError):
-        while request.transport is not None and not request.transport.is_closing():
-            # Whether the run goes on is asked before reading, so its last output is read.
-            going = live()
-            chunk = options.render(log.read(final=not going), first=first)
+        async for final in _polls(live):
+            if request.transport is None or request.transport.is_closing():
+                break
+            chunk = options.render(log.read(final=final), first=first)
             first = False
             if budget is not None:
                 chunk, budget = chunk[:budget], budget - len(chunk[:budget])
             if chunk:
                 await response.write(chunk)
-            if not going or budget == 0:
+            if budget == 0:
                 break
-            await asyncio.sleep(_FOLLOW_POLL_SECONDS)
         await response.write_eof()
     return response
 
 
-async def _run_output(
-    runner: ProcessPod, container: str, run: int, offset: int
-) -> AsyncIterator[bytes]:
-    """One run's output from a byte offset on, as it is written, until the run ends (a chunk,
-    maybe empty, each poll)."""
-    path = runner.run_log(container, run)
+async def _polls(live: Callable[[], bool]) -> AsyncIterator[bool]:
+    """The polls of a run's output while it is written: each says whether it is the last."""
     while True:
-        # Whether the run goes on is read before its output, so its last output is read.
-        live = runner.running(container, run)
-        chunk = _read_from(path, offset)
-        offset += len(chunk)
-        yield chunk
-        if not live:
+        # Whether the run goes on is asked before its output is read, so the last poll reads
+        # all of it.
+        going = live()
+        yield not going
+        if not going:
             return
         await asyncio.sleep(_FOLLOW_POLL_SECONDS)
 
@@ -414,15 +408,18 @@ async def _attach(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRes
     runner, _ = _running(pod, container)
     spec = next(c for c in pod["spec"]["containers"] if c.get("name") == container)
     run = int(_container_status(pod, container).get("restartCount", 0))
-    offset = runner.run_log(container, run).stat().st_size
+    path = runner.run_log(container, run)
+    offset = path.stat().st_size
     stdin = runner.stdin(container) if _flag(request, "stdin") else None
     once = bool(spec.get("stdinOnce"))
     socket = await _upgrade(request, CHANNEL_PROTOCOLS)
     feeder = asyncio.create_task(_feed_stdin(socket, stdin, closable=once))
     try:
-        async for chunk in _run_output(runner, container, run, offset):
+        async for _ in _polls(lambda: runner.running(container, run)):
             if feeder.done():
                 break
+            chunk = _read_from(path, offset)
+            offset += len(chunk)
             if chunk:
                 await socket.send_bytes(bytes([STDOUT]) + chunk)
     finally:
