@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.stream import portforward, stream
 
 from gyre_local.cluster import LocalCluster, running_cluster, wait_for
 from gyre_local.kubelet.state import Backoff
@@ -296,3 +297,34 @@ def test_port_forward_reports_a_refused_connection(web_pod: str, cluster: LocalC
         in errors
     )
     assert "dial tcp4 127.0.0.1:9: connect: connection refused" in errors
+
+
+def test_python_client_exec_and_port_forward(
+    core: client.CoreV1Api, shell_pod: str, web_pod: str
+) -> None:
+    """The official Python client speaks v4.channel.k8s.io for both."""
+    command = ["sh", "-c", "echo out; echo err >&2; exit 3"]
+    session = stream(
+        core.connect_get_namespaced_pod_exec,
+        *(shell_pod, NS),
+        command=command,
+        stderr=True,
+        stdout=True,
+        _preload_content=False,
+    )
+    session.run_forever(timeout=30)
+    assert (session.read_stdout(), session.read_stderr()) == ("out\n", "err\n")
+    assert session.returncode == 3
+    forward = portforward(core.connect_get_namespaced_pod_portforward, web_pod, NS, ports="8000,9")
+    connection = forward.socket(8000)
+    connection.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    answer = b""
+    while chunk := connection.recv(65536):
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert forward.error(8000) is None
+    uid = core.read_namespaced_pod(web_pod, NS).metadata.uid
+    assert forward.error(9) == (
+        f"error forwarding port 9 to pod web, uid {uid}: dial tcp4 127.0.0.1:9: connect: "
+        "connection refused"
+    )

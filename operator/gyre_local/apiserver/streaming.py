@@ -610,19 +610,12 @@ class _PortForward:
 
     async def _relay(self, forward: _Forward, error_stream: int, data_stream: int) -> None:
         """Connect to the pod's port and copy its bytes to the data stream until it closes."""
-        target = local_port(self._pod, forward.port) or forward.port
-        try:
-            reader, writer = await asyncio.open_connection(POD_IP, target)
-        except OSError as error:
-            metadata = self._pod.get("metadata") or {}
-            message = (
-                f"error forwarding port {forward.port} to pod {metadata.get('name')}, uid "
-                f"{metadata.get('uid')}: dial tcp4 {POD_IP}:{forward.port}: connect: "
-                f"{os.strerror(error.errno).lower() if error.errno else error}"
-            )
-            await self._send(spdy.data(error_stream, message.encode(), fin=True))
+        connection = await _dial(self._pod, forward.port)
+        if isinstance(connection, str):
+            await self._send(spdy.data(error_stream, connection.encode(), fin=True))
             await self._send(spdy.data(data_stream, b"", fin=True))
             return
+        reader, writer = connection
         forward.writer = writer
         for chunk in forward.pending:
             await _write(writer, chunk, not chunk)
@@ -650,10 +643,72 @@ async def _write(writer: asyncio.StreamWriter, payload: bytes, fin: bool) -> Non
 
 
 async def _port_forward(request: web.Request, pod: Mapping[str, Any]) -> web.StreamResponse:
+    """kubectl's SPDY streams, or the channels of the v4 WebSocket protocol (the Python client)
+    for the ports of the `ports` query."""
     phase = (pod.get("status") or {}).get("phase")
     if phase != "Running":
         raise bad_request(f"pod {(pod.get('metadata') or {}).get('name')} is not running")
-    socket = await _upgrade(request, (PORT_FORWARD_PROTOCOL,))
-    await _PortForward(socket, pod).run()
+    ports = [int(p) for value in request.query.getall("ports", []) for p in value.split(",") if p]
+    socket = await _upgrade(request, (PORT_FORWARD_PROTOCOL, CHANNEL_PROTOCOLS[1]))
+    if socket.ws_protocol == PORT_FORWARD_PROTOCOL:
+        await _PortForward(socket, pod).run()
+    else:
+        await _channel_port_forward(socket, pod, ports)
     await socket.close()
     return socket
+
+
+async def _channel_port_forward(
+    socket: web.WebSocketResponse, pod: Mapping[str, Any], ports: list[int]
+) -> None:
+    """Forward one connection per port: channel 2i carries port i's data, 2i+1 its errors, and
+    each channel's first message is the port number (2 bytes, little-endian)."""
+    for index, port in enumerate(ports):
+        for channel in (2 * index, 2 * index + 1):
+            await socket.send_bytes(bytes([channel]) + struct.pack("<H", port))
+    connections = await asyncio.gather(*(_dial(pod, port) for port in ports))
+    writers: dict[int, asyncio.StreamWriter] = {}
+    relays: list[asyncio.Task[None]] = []
+    for index, connection in enumerate(connections):
+        if isinstance(connection, str):
+            await socket.send_bytes(bytes([2 * index + 1]) + connection.encode())
+        else:
+            writers[2 * index] = connection[1]
+            relays.append(asyncio.create_task(_relay_output(connection[0], socket, 2 * index)))
+    feeder = asyncio.create_task(_feed_channels(socket, writers))
+    try:
+        await asyncio.wait([*relays, feeder], return_when=asyncio.FIRST_COMPLETED)
+        if not feeder.done():
+            await asyncio.gather(*relays)
+    finally:
+        feeder.cancel()
+        for task in relays:
+            task.cancel()
+        for writer in writers.values():
+            writer.close()
+
+
+async def _feed_channels(
+    socket: web.WebSocketResponse, writers: Mapping[int, asyncio.StreamWriter]
+) -> None:
+    """Write each data channel's messages to its connection until the client closes."""
+    async for message in socket:
+        if message.type == WSMsgType.BINARY and message.data:
+            writer = writers.get(message.data[0])
+            if writer is not None:
+                await _write(writer, message.data[1:], False)
+
+
+async def _dial(
+    pod: Mapping[str, Any], port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | str:
+    """A connection to a pod's port on 127.0.0.1, or the kubelet's error message."""
+    try:
+        return await asyncio.open_connection(POD_IP, local_port(pod, port) or port)
+    except OSError as error:
+        metadata = pod.get("metadata") or {}
+        return (
+            f"error forwarding port {port} to pod {metadata.get('name')}, uid "
+            f"{metadata.get('uid')}: dial tcp4 {POD_IP}:{port}: connect: "
+            f"{os.strerror(error.errno).lower() if error.errno else error}"
+        )
