@@ -11,8 +11,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from gyre_local.workload import write_wine_csv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +30,7 @@ WRITE_FILE = (
     "part = path.with_name(path.name + '.part'); "
     "part.write_bytes(base64.b64decode(sys.argv[2])); part.replace(path)"
 )
-FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
+SERVING = re.compile(r"Starting to serve on 127\.0\.0\.1:(\d+)")
 
 
 def wine_csv(directory: Path, *, shifted: bool = False, rows: int | None = None) -> bytes:
@@ -105,25 +103,22 @@ spec:
 
     @contextmanager
     def service_url(self, service: str, port: int) -> Iterator[str]:
-        """An http:// URL on this machine that reaches a Service: on the local cluster the
-        API server's service proxy (plain HTTP there), elsewhere a kubectl port-forward."""
-        if self.name == "local":
-            config = yaml.safe_load(Path(self.kubeconfig).read_text())
-            server = str(config["clusters"][0]["cluster"]["server"]).rstrip("/")
-            yield f"{server}/api/v1/namespaces/{self.namespace}/services/{service}:{port}/proxy"
-            return
-        forward = subprocess.Popen(
-            ["kubectl", "--namespace", self.namespace, "port-forward", f"svc/{service}",
-             f":{port}"],
+        """An http:// URL on this machine that reaches a Service through the API server's
+        service proxy, behind `kubectl proxy`: the same way on every target, and balanced
+        over the Service's endpoints (a `kubectl port-forward svc/...` pins one pod, which
+        would starve a canary of traffic)."""
+        proxy = subprocess.Popen(
+            ["kubectl", "proxy", "--port=0"],
             env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         try:
-            assert forward.stdout is not None
-            line = forward.stdout.readline()
-            found = FORWARDING.search(line)
+            assert proxy.stdout is not None
+            line = proxy.stdout.readline()
+            found = SERVING.search(line)
             if found is None:
-                raise RuntimeError(f"kubectl port-forward svc/{service}: {line.strip()}")
-            yield f"http://127.0.0.1:{found.group(1)}"
+                raise RuntimeError(f"kubectl proxy: {line.strip()}")
+            base = f"http://127.0.0.1:{found.group(1)}"
+            yield f"{base}/api/v1/namespaces/{self.namespace}/services/{service}:{port}/proxy"
         finally:
-            forward.terminate()
-            forward.wait(10)
+            proxy.terminate()
+            proxy.wait(10)
