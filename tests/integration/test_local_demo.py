@@ -156,8 +156,8 @@ def test_demo_exit_when_done_follows_drift_retraining_and_the_canary_to_promotio
         result.stdout,
         [
             "Dataset wine Ready",
+            # The run and the version it registers are written together: either prints first.
             "TrainingRun wine-1 Succeeded",
-            "ModelVersion wine-v1 Ready",
             "InferenceService wine Ready (serving version 1)",
             "traffic started: 40 requests/s",
             ": NoDrift,",
@@ -175,6 +175,7 @@ def test_demo_exit_when_done_follows_drift_retraining_and_the_canary_to_promotio
             "/v2/models/wine/infer -H 'Content-Type: application/json'",
         ],
     )
+    assert "ModelVersion wine-v1 Ready" in result.stdout
     assert "✗" not in result.stdout
     requests = REQUESTS.search(result.stdout)
     assert requests is not None
