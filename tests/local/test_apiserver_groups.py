@@ -6,26 +6,23 @@ import functools
 import json
 import os
 import shutil
-import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 import kubernetes
 import pytest
 import yaml
+from kubectl_runner import KUBECTL, Kubectl, kubectl_runner
 
 from gyre_local.cluster import LocalCluster, wait_for
 
-KUBECTL = "/usr/bin/kubectl"
 pytestmark = [
     pytest.mark.cluster,
     pytest.mark.kubectl,
     pytest.mark.skipif(shutil.which(KUBECTL) is None, reason="kubectl is not installed"),
 ]
 
-Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
 CHART_OBJECTS: list[dict[str, Any]] = [
     {
@@ -107,21 +104,7 @@ STORAGE_CLASS = {
 @pytest.fixture(scope="module")
 def kubectl(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
     """Run kubectl against the module's cluster; fails the test on a non-zero exit by default."""
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(cluster.kubeconfig_path),
-        "KUBECACHEDIR": str(tmp_path_factory.mktemp("kubecache")),
-    }
-
-    def run(*args: str, check: bool = True, stdin: str | None = None) -> Any:
-        result = subprocess.run(
-            [KUBECTL, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
-        )
-        if check:
-            assert result.returncode == 0, result.stderr
-        return result
-
-    return run
+    return kubectl_runner(cluster.kubeconfig_path, tmp_path_factory.mktemp("kubecache"))
 
 
 def _namespace(kubectl: Kubectl, name: str) -> str:

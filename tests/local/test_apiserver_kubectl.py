@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kubectl_runner import KUBECTL, Kubectl, kubectl_runner
 
-KUBECTL = "/usr/bin/kubectl"
 pytestmark = [
     pytest.mark.cluster,
     pytest.mark.kubectl,
     pytest.mark.skipif(shutil.which(KUBECTL) is None, reason="kubectl is not installed"),
 ]
 
-Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
 DEPLOYMENT = {
     "apiVersion": "apps/v1",
@@ -55,21 +51,7 @@ def crd(widget_crd_manifest: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def kubectl(apiserver: Any, tmp_path: Path) -> Kubectl:
     """Run kubectl against the local API server; fails the test on a non-zero exit by default."""
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(apiserver.kubeconfig),
-        "KUBECACHEDIR": str(tmp_path / "kubecache"),
-    }
-
-    def run(*args: str, check: bool = True, stdin: str | None = None) -> Any:
-        result = subprocess.run(
-            [KUBECTL, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
-        )
-        if check:
-            assert result.returncode == 0, result.stderr
-        return result
-
-    return run
+    return kubectl_runner(apiserver.kubeconfig, tmp_path / "kubecache")
 
 
 def _apply(kubectl: Kubectl, *documents: dict[str, Any], server_side: bool = False) -> str:

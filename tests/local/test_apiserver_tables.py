@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 import pytest
+from kubectl_runner import KUBECTL, kubectl_runner
 from kubernetes import client
 
 from gyre_local.apiserver import tables
@@ -25,7 +26,6 @@ from gyre_local.cluster import LocalCluster, wait_for
 from gyre_local.kubelet.kubelet import Behaviour
 from gyre_local.store.store import Store
 
-KUBECTL = "/usr/bin/kubectl"
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io"
 pytestmark = [
     pytest.mark.cluster,
@@ -33,27 +33,15 @@ pytestmark = [
     pytest.mark.skipif(shutil.which(KUBECTL) is None, reason="kubectl is not installed"),
 ]
 
-Kubectl = Callable[..., str]
+Output = Callable[..., str]
 Rows = list[dict[str, str]]
 
 
 @pytest.fixture(scope="module")
-def kubectl(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+def kubectl(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Output:
     """Run kubectl against the module's cluster and return its output."""
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(cluster.kubeconfig_path),
-        "KUBECACHEDIR": str(tmp_path_factory.mktemp("kubecache")),
-    }
-
-    def run(*args: str, stdin: str | None = None) -> str:
-        result = subprocess.run(
-            [KUBECTL, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
-        )
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    return run
+    run = kubectl_runner(cluster.kubeconfig_path, tmp_path_factory.mktemp("kubecache"))
+    return lambda *args, stdin=None: run(*args, stdin=stdin).stdout
 
 
 @pytest.fixture
@@ -224,7 +212,7 @@ def test_terminating_pods_and_finished_rows() -> None:
 
 
 def test_pod_statuses_restarts_and_wide_columns(
-    cluster: LocalCluster, core: client.CoreV1Api, kubectl: Kubectl, namespace: str
+    cluster: LocalCluster, core: client.CoreV1Api, kubectl: Output, namespace: str
 ) -> None:
     cluster.simulation.add(Behaviour(crash_loop=True), name_prefix="crash", namespace=namespace)
     cluster.simulation.add(Behaviour(pending=600), name_prefix="slow", namespace=namespace)
@@ -281,7 +269,7 @@ def test_pod_statuses_restarts_and_wide_columns(
 
 
 def test_service_and_endpoints_columns(
-    core: client.CoreV1Api, kubectl: Kubectl, namespace: str
+    core: client.CoreV1Api, kubectl: Output, namespace: str
 ) -> None:
     core.create_namespaced_pod(namespace, pod("backend"))
     ports = [{"name": "http", "port": 80, "targetPort": 8080}]
@@ -332,7 +320,7 @@ def test_service_and_endpoints_columns(
 
 
 def test_deployment_and_replica_set_columns(
-    apps: client.AppsV1Api, kubectl: Kubectl, namespace: str
+    apps: client.AppsV1Api, kubectl: Output, namespace: str
 ) -> None:
     template = {
         "metadata": {"labels": {"app": "web"}},
@@ -373,7 +361,7 @@ def test_deployment_and_replica_set_columns(
 
 
 def test_job_and_cron_job_columns(
-    batch: client.BatchV1Api, kubectl: Kubectl, namespace: str
+    batch: client.BatchV1Api, kubectl: Output, namespace: str
 ) -> None:
     pod_spec = {"restartPolicy": "Never", "containers": [{"name": "task", "image": "tool:1"}]}
     job = {"metadata": {"name": "once"}, "spec": {"template": {"spec": pod_spec}}}
@@ -412,7 +400,7 @@ def rfc3339(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def test_event_columns_and_ages(core: client.CoreV1Api, kubectl: Kubectl, namespace: str) -> None:
+def test_event_columns_and_ages(core: client.CoreV1Api, kubectl: Output, namespace: str) -> None:
     now = datetime.now(UTC)
     event = {
         "metadata": {"name": "web.1"},
@@ -453,7 +441,7 @@ def test_event_columns_and_ages(core: client.CoreV1Api, kubectl: Kubectl, namesp
 
 
 def test_configuration_and_storage_columns(
-    core: client.CoreV1Api, kubectl: Kubectl, namespace: str
+    core: client.CoreV1Api, kubectl: Output, namespace: str
 ) -> None:
     core.create_namespaced_config_map(
         namespace, {"metadata": {"name": "settings"}, "data": {"a": "1", "b": "2"}}
@@ -650,7 +638,7 @@ spec: {hostnames: [a.example.com, b.example.com]}
 
 
 def test_networking_policy_and_rbac_columns(
-    cluster: LocalCluster, kubectl: Kubectl, namespace: str
+    cluster: LocalCluster, kubectl: Output, namespace: str
 ) -> None:
     served = {r.plural for r in cluster.store.resource_types()}
     wanted = {"ingresses", "ingressclasses", "horizontalpodautoscalers", "poddisruptionbudgets"}
@@ -704,7 +692,7 @@ def test_networking_policy_and_rbac_columns(
 
 
 def test_custom_resource_columns_keep_their_types(
-    cluster: LocalCluster, kubectl: Kubectl, namespace: str, widget_crd_manifest: dict[str, Any]
+    cluster: LocalCluster, kubectl: Output, namespace: str, widget_crd_manifest: dict[str, Any]
 ) -> None:
     version = widget_crd_manifest["spec"]["versions"][0]
     version["additionalPrinterColumns"] = [
@@ -755,7 +743,7 @@ def create_widget(custom: client.CustomObjectsApi, namespace: str, widget: dict[
     return True
 
 
-def test_node_columns(cluster: LocalCluster, core: client.CoreV1Api, kubectl: Kubectl) -> None:
+def test_node_columns(cluster: LocalCluster, core: client.CoreV1Api, kubectl: Output) -> None:
     if "nodes" not in {r.plural for r in cluster.store.resource_types()}:
         pytest.skip("nodes are not served")
     [node] = core.list_node().items
@@ -779,7 +767,7 @@ def test_node_columns(cluster: LocalCluster, core: client.CoreV1Api, kubectl: Ku
 
 
 def test_events_api_events_print_like_core_events(
-    cluster: LocalCluster, kubectl: Kubectl, namespace: str
+    cluster: LocalCluster, kubectl: Output, namespace: str
 ) -> None:
     now = datetime.now(UTC)
     event = {
@@ -808,7 +796,7 @@ def test_events_api_events_print_like_core_events(
 
 
 def test_kinds_without_a_printer_show_their_creation_time(
-    cluster: LocalCluster, kubectl: Kubectl, widget_crd_manifest: dict[str, Any]
+    cluster: LocalCluster, kubectl: Output, widget_crd_manifest: dict[str, Any]
 ) -> None:
     names = widget_crd_manifest["spec"]["names"]
     names.update(plural="gadgets", singular="gadget", kind="Gadget", shortNames=[])
