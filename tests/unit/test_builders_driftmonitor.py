@@ -41,7 +41,11 @@ from gyre_operator.builders.driftcheck import (
     check_job_name,
     check_slots,
 )
-from gyre_operator.builders.driftmonitor import MonitorObserved, build_driftmonitor
+from gyre_operator.builders.driftmonitor import (
+    MonitorObserved,
+    build_driftmonitor,
+    concerns_monitor,
+)
 from gyre_operator.builders.jobs import JobState, ObservedJob
 from gyre_operator.builders.plan import WARNING, Plan
 from gyre_operator.builders.retrain import (
@@ -636,3 +640,22 @@ def test_untested_features_and_non_finite_scores_never_reach_the_status() -> Non
     assert feature["score"] == 0.0
     assert "scores" not in feature
     json.dumps(plan.status, allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    ("changed", "concerned"),
+    [
+        ({"kind": "Dataset", "metadata": {"name": "any", "namespace": "ml"}}, True),
+        ({"kind": "Dataset", "metadata": {"name": "any", "namespace": "other"}}, False),
+        ({"kind": "InferenceService", "metadata": {"name": "iris-svc", "namespace": "ml"}}, True),
+        ({"kind": "InferenceService", "metadata": {"name": "else", "namespace": "ml"}}, False),
+        (
+            {"kind": "TrainingRun",
+             "metadata": {"name": "r", "namespace": "ml", "labels": {MONITOR_LABEL: "iris-drift"}}},
+            True,
+        ),
+        ({"kind": "TrainingRun", "metadata": {"name": "r", "namespace": "ml"}}, False),
+    ],
+)  # fmt: skip
+def test_which_changes_concern_a_monitor(changed: dict[str, Any], concerned: bool) -> None:
+    assert concerns_monitor(monitor_obj(), changed) is concerned

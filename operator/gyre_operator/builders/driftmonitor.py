@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,6 +42,7 @@ from gyre_operator.builders.driftcheck import (
 from gyre_operator.builders.jobs import JobState, ObservedJob
 from gyre_operator.builders.plan import NORMAL, WARNING, EventRecord, Plan
 from gyre_operator.builders.retrain import (
+    MONITOR_LABEL,
     RetrainDecision,
     RetrainInputs,
     RetrainReason,
@@ -101,6 +103,23 @@ def reference_dataset_name(monitor: DriftMonitor, served: ModelVersion | None) -
         return ref.name
     lineage = served.spec.lineage if served is not None else None
     return lineage.dataset if lineage is not None else None
+
+
+def concerns_monitor(monitor: Mapping[str, Any], changed: Mapping[str, Any]) -> bool:
+    """Whether a change can change a monitor's decisions: a Dataset of its namespace (a
+    reference or fresh data), the InferenceService it watches, or a TrainingRun it started."""
+    namespace = (changed.get("metadata") or {}).get("namespace")
+    if monitor["metadata"].get("namespace") != namespace:
+        return False
+    kind = changed.get("kind")
+    name = changed["metadata"]["name"]
+    started_by = (changed["metadata"].get("labels") or {}).get(MONITOR_LABEL)
+    return (
+        kind == Dataset.info.kind
+        or (kind == InferenceService.info.kind
+            and monitor["spec"]["inferenceServiceRef"]["name"] == name)
+        or (kind == TrainingRun.info.kind and started_by == monitor["metadata"]["name"])
+    )  # fmt: skip
 
 
 def unrecorded_check_ids(monitor: DriftMonitor, jobs: tuple[ObservedJob, ...]) -> list[str]:

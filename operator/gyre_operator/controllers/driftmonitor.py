@@ -22,13 +22,13 @@ from gyre_operator.builders.driftcheck import COMPONENT, check_job_name
 from gyre_operator.builders.driftmonitor import (
     MonitorObserved,
     build_driftmonitor,
+    concerns_monitor,
     reference_dataset_name,
     unrecorded_check_ids,
 )
 from gyre_operator.builders.jobs import ObservedJob
 from gyre_operator.builders.naming import COMPONENT_LABEL
 from gyre_operator.builders.retrain import (
-    MONITOR_LABEL,
     retrain_dataset_name,
     retrain_run_name,
 )
@@ -180,20 +180,9 @@ async def driftmonitor_event(
 
 
 def wake_monitors(context: Context, changed: Mapping[str, Any]) -> None:
-    """Reconcile the monitors a change may concern: those of the changed object's namespace
-    that watch it (an InferenceService), read it (a Dataset) or started it (a TrainingRun)."""
+    """Reconcile the monitors a change concerns (see concerns_monitor)."""
     if KIND not in context.queues:
         return
-    namespace, name = key_of(changed)
-    kind = changed.get("kind")
-    started_by = ((changed.get("metadata") or {}).get("labels") or {}).get(MONITOR_LABEL)
     for monitor in context.cache(KIND).values():
-        if key_of(monitor)[0] != namespace:
-            continue
-        watched = monitor["spec"]["inferenceServiceRef"]["name"]
-        if (
-            kind == Dataset.info.kind
-            or (kind == InferenceService.info.kind and watched == name)
-            or (kind == TrainingRun.info.kind and started_by == monitor["metadata"]["name"])
-        ):
+        if concerns_monitor(monitor, changed):
             trigger(context, KIND, monitor)
