@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from gyre_local.apiserver.app import create_app
 from gyre_local.cluster import LocalCluster, running_cluster
+from gyre_local.kubelet.state import Backoff
 from gyre_local.store.store import Store
 
 T = TypeVar("T")
@@ -266,6 +268,19 @@ def keepalive_server() -> str:
 def cluster() -> Iterator[LocalCluster]:
     """A local cluster with a simulated kubelet, shared by a test module."""
     with running_cluster() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def process_cluster() -> Iterator[LocalCluster]:
+    """A local cluster whose kubelet runs pods as processes (image local/python is this
+    interpreter; restarts back off briefly), shared by a test module."""
+    options: dict[str, Any] = {
+        "kubelet": "process",
+        "image_map": {"local/python": sys.executable},
+        "restart_backoff": Backoff(0.05, 0.2),
+    }
+    with running_cluster(**options) as running:
         yield running
 
 

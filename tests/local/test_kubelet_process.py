@@ -7,15 +7,13 @@ import json
 import os
 import sys
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from gyre_local.cluster import LocalCluster, running_cluster, wait_for
+from gyre_local.cluster import LocalCluster, wait_for
 from gyre_local.kubelet.process import ImageMap, PathRewriter, expand, resolve_executable
-from gyre_local.kubelet.state import Backoff
 
 pytestmark = pytest.mark.cluster
 NS = "default"
@@ -35,14 +33,9 @@ pathlib.Path("/dev/termination-log").write_text(json.dumps({"status": "ok"}))
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    options: dict[str, Any] = {
-        "kubelet": "process",
-        "image_map": {"local/python": sys.executable},
-        "restart_backoff": Backoff(0.05, 0.2),
-    }
-    with running_cluster(**options) as running:
-        yield running
+def cluster(process_cluster: LocalCluster) -> LocalCluster:
+    """This module's tests run pods as processes."""
+    return process_cluster
 
 
 def python_pod(

@@ -6,9 +6,8 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,7 @@ import pytest
 from kubernetes import client
 from kubernetes.stream import portforward, stream
 
-from gyre_local.cluster import LocalCluster, running_cluster, wait_for
-from gyre_local.kubelet.state import Backoff
+from gyre_local.cluster import LocalCluster, wait_for
 
 pytestmark = pytest.mark.cluster
 NS = "default"
@@ -44,14 +42,9 @@ raise SystemExit(1)
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    options: dict[str, Any] = {
-        "kubelet": "process",
-        "image_map": {"local/python": sys.executable},
-        "restart_backoff": Backoff(0.05, 0.2),
-    }
-    with running_cluster(**options) as running:
-        yield running
+def cluster(process_cluster: LocalCluster) -> LocalCluster:
+    """This module's tests run pods as processes."""
+    return process_cluster
 
 
 @pytest.fixture(scope="module")
