@@ -31,10 +31,14 @@ _STORE_KEY = web.AppKey("store", Store)
 _PROXY_KEY = web.AppKey("proxy", proxying.ApiProxy)
 
 
-def create_app(store: Store) -> web.Application:
-    """An aiohttp application serving the Kubernetes API of a store."""
+def create_app(
+    store: Store, pod_processes: streaming.PodProcesses = streaming.no_processes
+) -> web.Application:
+    """An aiohttp application serving the Kubernetes API of a store; exec, attach,
+    port-forward and timed logs reach the containers pod_processes finds (the kubelet's)."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[_STORE_KEY] = store
+    app[streaming.PROCESSES_KEY] = pod_processes
     app[_PROXY_KEY] = proxy = proxying.ApiProxy(store)
     app.on_startup.append(lambda _app: proxy.relay.open())
     app.on_cleanup.append(lambda _app: proxy.relay.close())

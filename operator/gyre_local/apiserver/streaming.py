@@ -10,7 +10,8 @@ stdin (spec stdin: true) in the same protocols. portforward speaks SPDY/3.1 tunn
 WebSocket binary messages (SPDY/3.1+portforward.k8s.io): an error and a data stream per
 forwarded connection.
 
-Commands and connections reach containers of process pods only, through the process kubelet.
+Commands and connections reach containers of process pods only, through the PodProcesses
+lookup the application is created with (the process kubelet's).
 """
 
 from __future__ import annotations
@@ -30,18 +31,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
 from gyre_local.apiserver import spdy
-from gyre_local.kubelet.process import (
-    ContainerContext,
-    PodFiles,
-    ProcessPod,
-    line_times,
-    process_pod,
-)
+from gyre_local.kubelet.process import ContainerContext, PodFiles, line_times
 from gyre_local.kubelet.state import POD_IP
 from gyre_local.proxy.services import local_port
 from gyre_local.store.store import Store, bad_request
@@ -57,6 +52,36 @@ STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 _FOLLOW_POLL_SECONDS = 0.1
 _CHUNK = 32 * 1024
 _RST_CANCEL = 5
+
+
+class ContainerProcesses(Protocol):
+    """The running processes of one pod's containers, as the node runs them."""
+
+    def run_log(self, container: str, run: int) -> Path:
+        """The log file of run n of a container (run n follows n restarts)."""
+
+    def running(self, container: str, run: int) -> bool:
+        """Whether run n of a container may still write to its log."""
+
+    def context(self, container: str) -> ContainerContext | None:
+        """What a command run in a running container gets; None when it is not running."""
+
+    def stdin(self, container: str) -> asyncio.StreamWriter | None:
+        """The stdin pipe of a running container whose spec says stdin: true, else None."""
+
+
+# The processes of a pod by uid: None for pods that do not run as processes on this node.
+PodProcesses = Callable[[str], ContainerProcesses | None]
+PROCESSES_KEY: web.AppKey[PodProcesses] = web.AppKey("pod_processes")
+
+
+def no_processes(_uid: str) -> None:
+    """The lookup of a cluster without a process kubelet: no pod runs as processes."""
+
+
+def _processes(request: web.Request, pod: Mapping[str, Any]) -> ContainerProcesses | None:
+    """The processes of a pod, from the lookup the application was created with."""
+    return request.app[PROCESSES_KEY]((pod.get("metadata") or {}).get("uid", ""))
 
 
 # ---- log ----
@@ -81,7 +106,7 @@ async def serve_log(
         run = int(status["restartCount"]) - 1
     else:
         run = _current_run(status)
-    runner = process_pod(pod["metadata"].get("uid", ""))
+    runner = _processes(request, pod)
     if runner is None:
         untimed = [(0, line) for line in _lines(text)]
         return _plain(options.limited(options.render(untimed, timed=False)))
@@ -283,13 +308,16 @@ async def serve(request: web.Request, store: Store, match: re.Match[str]) -> web
     return await _exec(request, pod)
 
 
-def _running(pod: Mapping[str, Any], container: str) -> tuple[ProcessPod, ContainerContext]:
-    """The process pod and context of a running container; 400 when it is not running."""
+def _running(
+    request: web.Request, pod: Mapping[str, Any], container: str
+) -> tuple[ContainerProcesses, ContainerContext]:
+    """The pod's processes and the context of a running container; 400 when it is not
+    running."""
     metadata = pod.get("metadata") or {}
     containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
     if container not in containers:
         raise bad_request(f"container {container} is not valid for pod {metadata.get('name')}")
-    runner = process_pod(metadata.get("uid", ""))
+    runner = _processes(request, pod)
     context = runner.context(container) if runner is not None else None
     if runner is None or context is None:
         raise bad_request(
@@ -316,7 +344,7 @@ async def _exec(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRespo
     if not command:
         raise bad_request("you must specify at least 1 command")
     container = request.query.get("container") or _default_container(pod)
-    _, context = _running(pod, container)
+    _, context = _running(request, pod, container)
     wants = {name: _flag(request, name) for name in ("stdin", "stdout", "stderr")}
     pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
     socket = await _upgrade(request, CHANNEL_PROTOCOLS)
@@ -405,7 +433,7 @@ async def _attach(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRes
     """Stream a running container's output from now on, and its stdin when its spec has one
     (stdinOnce: closed when the client detaches), until the container's run ends."""
     container = request.query.get("container") or _default_container(pod)
-    runner, _ = _running(pod, container)
+    runner, _ = _running(request, pod, container)
     spec = next(c for c in pod["spec"]["containers"] if c.get("name") == container)
     run = int(_container_status(pod, container).get("restartCount", 0))
     path = runner.run_log(container, run)

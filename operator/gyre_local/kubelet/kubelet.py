@@ -369,6 +369,14 @@ class Kubelet:
                 return handle.runner.logs(chosen)
         return ""
 
+    def process_pod(self, uid: str) -> ProcessPod | None:
+        """The processes of a pod this kubelet runs as a process pod, from its start until the
+        pod is removed (None for other pods): the API server's exec, attach, port-forward and
+        log reach containers through this, as kube-apiserver reaches them through the kubelet."""
+        handle = self._pods.get(uid)
+        runner = handle.runner if handle is not None else None
+        return runner if isinstance(runner, ProcessPod) else None
+
     def claim_directory(self, namespace: str, claim: str) -> Path:
         """The local directory process pods mount for a PersistentVolumeClaim of a namespace."""
         return claim_directory(self._shared_volumes, namespace, claim)

@@ -46,10 +46,6 @@ _VENV_BIN = Path(sys.executable).parent
 _EXPANSION = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
 # Process groups still running, killed at interpreter exit should a cluster never be stopped.
 _LIVE_GROUPS: set[int] = set()
-# Process pods by pod uid, from start until stopped: the API server's streaming subresources
-# (log, exec, port-forward) reach containers through this, as kube-apiserver reaches them
-# through the node's kubelet.
-_PODS: dict[str, ProcessPod] = {}
 
 
 @atexit.register
@@ -57,11 +53,6 @@ def _kill_leftovers() -> None:
     for group in list(_LIVE_GROUPS):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(group, signal.SIGKILL)
-
-
-def process_pod(uid: str) -> ProcessPod | None:
-    """The process pod of a pod uid, from its start until it is stopped (None otherwise)."""
-    return _PODS.get(uid)
 
 
 @dataclass(frozen=True)
@@ -411,7 +402,6 @@ class ProcessPod:
 
     async def run(self) -> None:
         """Run the pod until every container is done for good (forever for restartPolicy Always)."""
-        _PODS[(self.pod.get("metadata") or {}).get("uid", "")] = self
         self._assign_ports()
         volumes = await self._until_configured(
             VolumeBuilder(self._store, self.pod, self._files).build, self.record.containers
@@ -440,7 +430,6 @@ class ProcessPod:
     async def stop(self, grace: float) -> None:
         """Terminate every process: SIGTERM, then SIGKILL after the grace period."""
         self._stopping = True
-        _PODS.pop((self.pod.get("metadata") or {}).get("uid", ""), None)
         await asyncio.gather(*(_terminate(p, grace) for p in list(self._processes.values())))
         for task in list(self._helpers):
             task.cancel()
