@@ -101,7 +101,7 @@ def test_namespace_deletion_cascades(kube_client: client.ApiClient) -> None:
     assert _names(v1, "team") == []
     assert v1.list_namespaced_secret("team").items == []
     names = [n.metadata.name for n in v1.list_namespace().items]
-    assert names == ["default", "kube-public", "kube-system"]
+    assert names == ["default", "kube-node-lease", "kube-public", "kube-system"]
 
 
 def test_crd_deletion_removes_its_objects_and_kind(

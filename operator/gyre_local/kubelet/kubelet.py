@@ -15,9 +15,11 @@ import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from gyre_local.clock import now_rfc3339
 from gyre_local.controllers.events import EventRecorder
 from gyre_local.controllers.informer import watch_forever
 from gyre_local.kubelet.process import ImageMap, PodFiles, ProcessPod, claim_directory
@@ -38,6 +40,18 @@ MODE_ANNOTATION = ANNOTATION_PREFIX + "kubelet"
 PORTS_ANNOTATION = ANNOTATION_PREFIX + "ports"
 MODES = ("simulated", "process")
 DEFAULT_GRACE = 30.0
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+# The kubelet's node lease: its duration, and how often it is renewed (a quarter of it).
+LEASE_DURATION_SECONDS = 40
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """How often (seconds) the kubelet renews its node Lease and reports its Node's status, as
+    the kubelet's lease renewal interval and nodeStatusReportFrequency say."""
+
+    lease_period: float = LEASE_DURATION_SECONDS / 4
+    status_period: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -323,6 +337,7 @@ class Kubelet:
         state_dir: Path,
         backoff: Backoff | None = None,
         extra_env: Mapping[str, str] | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"kubelet mode must be one of {MODES}, not {mode!r}")
@@ -334,17 +349,36 @@ class Kubelet:
         self._shared_volumes = state_dir / "volumes"
         self.backoff = backoff or Backoff()
         self.extra_env = dict(extra_env or {})
+        self.heartbeat = heartbeat or Heartbeat()
         self._pods: dict[str, _PodHandle] = {}
         self._retirements: set[asyncio.Task[None]] = set()
         self.events = EventRecorder(store, "kubelet", host=NODE_NAME)
         self.scheduler_events = EventRecorder(store, "default-scheduler")
 
     async def run(self) -> None:
-        """Run pods as they appear and stop them as they are deleted, until cancelled."""
+        """Run pods as they appear and stop them as they are deleted, and keep the node's
+        heartbeat, until cancelled."""
+        beating = asyncio.create_task(self._beat_forever(), name="node heartbeat")
         try:
             await watch_forever(self.store, "", "pods", self._on_event)
         finally:
+            beating.cancel()
             await self.shutdown()
+
+    async def _beat_forever(self) -> None:
+        """Renew the node Lease every lease period and report the Node's status every status
+        period, as the kubelet's heartbeats do."""
+        loop = asyncio.get_running_loop()
+        last_report: float | None = None
+        while True:
+            try:
+                renew_node_lease(self.store, _micro_time())
+                if last_report is None or loop.time() - last_report >= self.heartbeat.status_period:
+                    report_node_status(self.store, now_rfc3339())
+                    last_report = loop.time()
+            except ApiError as error:
+                log.warning("node heartbeat failed: %s", error)
+            await asyncio.sleep(self.heartbeat.lease_period)
 
     async def shutdown(self, grace_cap: float = 5.0) -> None:
         """Stop every pod's containers: SIGTERM, then SIGKILL after at most grace_cap seconds."""
@@ -528,3 +562,60 @@ class Kubelet:
         patch = {"metadata": {"annotations": {PORTS_ANNOTATION: json.dumps(dict(ports))}}}
         with contextlib.suppress(ApiError):
             self.store.patch("", "pods", namespace, name, patch, "application/merge-patch+json")
+
+
+def _micro_time() -> str:
+    """The current time as Kubernetes formats metav1.MicroTime."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def renew_node_lease(store: Store, renew_time: str) -> None:
+    """Create or renew the node's Lease in kube-node-lease, owned by the Node when it exists."""
+    lease_type = ("coordination.k8s.io", "leases", NODE_LEASE_NAMESPACE, NODE_NAME)
+    try:
+        lease = store.get(*lease_type)
+    except ApiError as error:
+        if error.code != 404:
+            raise
+        lease = {"metadata": {"name": NODE_NAME, "namespace": NODE_LEASE_NAMESPACE}, "spec": {}}
+    spec = {
+        **(lease.get("spec") or {}),
+        "holderIdentity": NODE_NAME,
+        "leaseDurationSeconds": LEASE_DURATION_SECONDS,
+        "renewTime": renew_time,
+    }
+    metadata = lease["metadata"]
+    owners = metadata.get("ownerReferences") or _node_owner(store)
+    owned = {**metadata, "ownerReferences": owners} if owners else metadata
+    renewed = {**lease, "metadata": owned, "spec": spec}
+    if "uid" in metadata:
+        store.replace(*lease_type, renewed)
+    else:
+        store.create(*lease_type[:3], renewed)
+
+
+def _node_owner(store: Store) -> list[dict[str, Any]]:
+    """The owner reference the kubelet gives its Lease: the Node (none while it is missing)."""
+    try:
+        node = store.get("", "nodes", None, NODE_NAME)
+    except ApiError:
+        return []
+    return [{"apiVersion": "v1", "kind": "Node", "name": NODE_NAME, "uid": node["metadata"]["uid"]}]
+
+
+def report_node_status(store: Store, now: str) -> None:
+    """Move the Node's conditions' lastHeartbeatTime to now (nothing when there is no Node)."""
+    try:
+        node = store.get("", "nodes", None, NODE_NAME)
+    except ApiError:
+        return
+    status = node.get("status") or {}
+    conditions = [{**c, "lastHeartbeatTime": now} for c in status.get("conditions") or []]
+    store.replace(
+        "",
+        "nodes",
+        None,
+        NODE_NAME,
+        {**node, "status": {**status, "conditions": conditions}},
+        subresource="status",
+    )

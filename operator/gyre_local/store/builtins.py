@@ -217,7 +217,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ),
 )
 
-INITIAL_NAMESPACES: tuple[str, ...] = ("default", "kube-system", "kube-public")
+INITIAL_NAMESPACES: tuple[str, ...] = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 CRD_GROUP = "apiextensions.k8s.io"
 CRD_PLURAL = "customresourcedefinitions"
