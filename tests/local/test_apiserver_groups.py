@@ -217,8 +217,9 @@ def test_apply_chart_manifests_with_real_defaults(kubectl: Kubectl) -> None:
         "persistentvolumeclaim/data created",
     ]
     again = kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump_all(CHART_OBJECTS))
-    # The PDB selector, the binding subjects and the policy rules are replaced whole by kubectl's
-    # patches (patchStrategy replace or atomic lists), so those always read "configured".
+    # The PDB selector, the binding subjects (the User's apiGroup is defaulted) and the policy
+    # rules are replaced whole by kubectl's patches (patchStrategy replace or atomic lists), so
+    # those always read "configured".
     unchanged = {
         line.split()[0] for line in again.stdout.splitlines() if line.endswith("unchanged")
     }
@@ -229,7 +230,7 @@ def test_apply_chart_manifests_with_real_defaults(kubectl: Kubectl) -> None:
         "persistentvolumeclaim/data",
     }
     binding = _get(kubectl, "rolebinding", "reader", "-n", namespace)
-    assert [s.get("apiGroup") for s in binding["subjects"]] == ["", "rbac.authorization.k8s.io"]
+    assert [s.get("apiGroup") for s in binding["subjects"]] == [None, "rbac.authorization.k8s.io"]
     pdb = _get(kubectl, "pdb", "web", "-n", namespace)
     assert pdb["status"] == {
         "currentHealthy": 0,

@@ -284,9 +284,11 @@ def set_defaults(kind: str, obj: dict[str, Any], cluster_ip: Callable[[], str]) 
         obj.setdefault("reclaimPolicy", "Delete")
         obj.setdefault("volumeBindingMode", "Immediate")
     elif kind in ("RoleBinding", "ClusterRoleBinding"):
+        # A ServiceAccount subject's group defaults to "", which a real server omits (Go's
+        # omitempty): showing it would make every `kubectl apply` of a binding a change.
         for subject in obj.get("subjects") or []:
-            is_account = subject.get("kind") == "ServiceAccount"
-            subject.setdefault("apiGroup", "" if is_account else RBAC_GROUP)
+            if subject.get("kind") in ("User", "Group"):
+                subject.setdefault("apiGroup", RBAC_GROUP)
 
 
 _DEFAULT_HPA_METRIC: dict[str, Any] = {
