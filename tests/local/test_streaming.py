@@ -1,4 +1,5 @@
-"""kubectl logs -f / --previous, exec, cp and port-forward against process pods."""
+"""kubectl logs -f / --previous, exec, cp and port-forward against process pods; exec,
+attach and port-forward both over WebSockets and over plain SPDY/3.1."""
 
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ pytestmark = pytest.mark.cluster
 NS = "default"
 IMAGE = "local/python:3.11"
 Kubectl = Callable[..., "subprocess.CompletedProcess[str]"]
+# kubectl 1.32 streams over WebSockets first; with these it speaks plain SPDY/3.1 only, as
+# older clients (and kubectl's fallback) do.
+STREAM_PROTOCOLS: dict[str, dict[str, str]] = {
+    "websocket": {},
+    "spdy": {
+        "KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false",
+        "KUBECTL_PORT_FORWARD_WEBSOCKETS": "false",
+    },
+}
 
 COUNTER = """
 import time
@@ -48,12 +58,40 @@ def cluster(process_cluster: LocalCluster) -> LocalCluster:
 
 
 @pytest.fixture(scope="module")
-def kubectl(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    env = {
+def kubectl_env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment kubectl runs with: the cluster's kubeconfig, a cache of its own."""
+    return {
         **os.environ,
         "KUBECONFIG": str(cluster.kubeconfig_path),
         "KUBECACHEDIR": str(tmp_path_factory.mktemp("kubecache")),
     }
+
+
+@pytest.fixture(params=sorted(STREAM_PROTOCOLS))
+def stream_protocol(request: pytest.FixtureRequest) -> str:
+    """What kubectl streams over: plain SPDY, then WebSockets."""
+    return str(request.param)
+
+
+@pytest.fixture
+def stream_env(stream_protocol: str, kubectl_env: dict[str, str]) -> dict[str, str]:
+    """kubectl's environment for streaming over the protocol."""
+    return {**kubectl_env, **STREAM_PROTOCOLS[stream_protocol]}
+
+
+@pytest.fixture(scope="module")
+def kubectl(kubectl_env: dict[str, str]) -> Kubectl:
+    return kubectl_with(kubectl_env)
+
+
+@pytest.fixture
+def stream_kubectl(stream_env: dict[str, str]) -> Kubectl:
+    """kubectl streaming over the protocol."""
+    return kubectl_with(stream_env)
+
+
+def kubectl_with(env: dict[str, str]) -> Kubectl:
+    """A function running kubectl in this environment."""
 
     def run(*args: str, stdin: str | None = None, cwd: Path | None = None) -> Any:
         return subprocess.run(
@@ -161,29 +199,30 @@ def shell_pod(core: client.CoreV1Api) -> str:
     return "shell"
 
 
-def test_exec_streams_output_and_exit_code(shell_pod: str, kubectl: Kubectl) -> None:
-    result = kubectl("exec", shell_pod, "--", "sh", "-c", "echo $GREETING; echo oops >&2; exit 3")
+def test_exec_streams_output_and_exit_code(shell_pod: str, stream_kubectl: Kubectl) -> None:
+    command = ("sh", "-c", "echo $GREETING; echo oops >&2; exit 3")
+    result = stream_kubectl("exec", shell_pod, "--", *command)
     assert result.returncode == 3
     assert result.stdout == "hello\n"
     assert result.stderr == "oops\ncommand terminated with exit code 3\n"
-    assert kubectl("exec", shell_pod, "--", "true").returncode == 0
+    assert stream_kubectl("exec", shell_pod, "--", "true").returncode == 0
 
 
-def test_exec_with_stdin(shell_pod: str, kubectl: Kubectl) -> None:
+def test_exec_with_stdin(shell_pod: str, stream_kubectl: Kubectl) -> None:
     script = "import sys; print(sys.stdin.read().upper(), end='')"
-    result = kubectl("exec", "-i", shell_pod, "--", "python", "-c", script, stdin="up\nper\n")
+    stdin = "up\nper\n"
+    result = stream_kubectl("exec", "-i", shell_pod, "--", "python", "-c", script, stdin=stdin)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "UP\nPER\n"
 
 
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs script(1) for a terminal")
-def test_exec_with_a_terminal(shell_pod: str, cluster: LocalCluster) -> None:
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path)}
+def test_exec_with_a_terminal(shell_pod: str, stream_env: dict[str, str]) -> None:
     inner = f"kubectl exec -it {shell_pod} -- sh -c 'tty; stty size; read x; echo got $x; exit 5'"
     # script(1) runs kubectl on a terminal of 17 rows and 91 columns.
     result = subprocess.run(
         ["script", "-qec", f"stty rows 17 cols 91; {inner}", "/dev/null"],
-        env=env,
+        env=stream_env,
         input="abc\n",
         capture_output=True,
         text=True,
@@ -196,12 +235,13 @@ def test_exec_with_a_terminal(shell_pod: str, cluster: LocalCluster) -> None:
     assert lines[-3:] == ["17 91", "got abc", "command terminated with exit code 5"]
 
 
-def test_cp_both_ways(shell_pod: str, kubectl: Kubectl, tmp_path: Path) -> None:
+def test_cp_both_ways(shell_pod: str, stream_kubectl: Kubectl, tmp_path: Path) -> None:
     (tmp_path / "sent.txt").write_text("payload\n" * 1000)
-    sent = kubectl("cp", "sent.txt", f"{shell_pod}:copied.txt", cwd=tmp_path)
+    sent = stream_kubectl("cp", "sent.txt", f"{shell_pod}:copied.txt", cwd=tmp_path)
     assert sent.returncode == 0, sent.stderr
-    assert kubectl("exec", shell_pod, "--", "cat", "copied.txt").stdout == "payload\n" * 1000
-    back = kubectl("cp", f"{shell_pod}:copied.txt", "back.txt", cwd=tmp_path)
+    copied = stream_kubectl("exec", shell_pod, "--", "cat", "copied.txt")
+    assert copied.stdout == "payload\n" * 1000
+    back = stream_kubectl("cp", f"{shell_pod}:copied.txt", "back.txt", cwd=tmp_path)
     assert back.returncode == 0, back.stderr
     assert (tmp_path / "back.txt").read_text() == "payload\n" * 1000
 
@@ -210,9 +250,9 @@ UPPER = "import sys; print(sys.stdin.read().upper(), end=''); raise SystemExit(i
 
 
 @pytest.mark.parametrize("code", [0, 4])
-def test_run_attached_with_stdin(kubectl: Kubectl, code: int) -> None:
-    name = f"attached-{code}"
-    run = kubectl(
+def test_run_attached_with_stdin(stream_kubectl: Kubectl, stream_protocol: str, code: int) -> None:
+    name = f"attached-{stream_protocol}-{code}"
+    run = stream_kubectl(
         *("run", name, "-i", "--rm", "--restart=Never", f"--image={IMAGE}", "--command"),
         *("--", "python", "-c", UPPER, str(code)),
         stdin="hello\nworld\n",
@@ -240,12 +280,11 @@ def web_pod(core: client.CoreV1Api) -> str:
 
 
 @pytest.mark.parametrize("target", ["pod/web:8000", "svc/web:80"])
-def test_port_forward_serves_http(web_pod: str, cluster: LocalCluster, target: str) -> None:
+def test_port_forward_serves_http(web_pod: str, stream_env: dict[str, str], target: str) -> None:
     resource, port = target.split(":")
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path)}
     forwarder = subprocess.Popen(
         ["kubectl", "port-forward", resource, f":{port}"],
-        env=env,
+        env=stream_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -264,11 +303,12 @@ def test_port_forward_serves_http(web_pod: str, cluster: LocalCluster, target: s
         forwarder.wait(10)
 
 
-def test_port_forward_reports_a_refused_connection(web_pod: str, cluster: LocalCluster) -> None:
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path)}
+def test_port_forward_reports_a_refused_connection(
+    web_pod: str, stream_env: dict[str, str]
+) -> None:
     forwarder = subprocess.Popen(
         ["kubectl", "port-forward", "pod/web", ":9"],
-        env=env,
+        env=stream_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -290,6 +330,33 @@ def test_port_forward_reports_a_refused_connection(web_pod: str, cluster: LocalC
         in errors
     )
     assert "dial tcp4 127.0.0.1:9: connect: connection refused" in errors
+
+
+def test_exec_without_an_upgrade_is_a_bad_request(shell_pod: str, kubectl: Kubectl) -> None:
+    result = kubectl("get", "--raw", f"/api/v1/namespaces/{NS}/pods/{shell_pod}/exec?command=true")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error from server (BadRequest): Upgrade request required"
+
+
+def test_spdy_upgrade_without_a_common_protocol_is_forbidden(
+    shell_pod: str, core: client.CoreV1Api
+) -> None:
+    api = core.api_client
+    response = api.rest_client.pool_manager.request(
+        "POST",
+        f"{api.configuration.host}/api/v1/namespaces/{NS}/pods/{shell_pod}/exec?command=true",
+        headers={
+            "Connection": "Upgrade",
+            "Upgrade": "SPDY/3.1",
+            "X-Stream-Protocol-Version": "v9.channel.k8s.io",
+        },
+    )
+    assert response.status == 403
+    assert response.headers["X-Accepted-Stream-Protocol-Versions"] == "v4.channel.k8s.io"
+    assert response.data.decode() == (
+        "unable to upgrade: unable to negotiate protocol: client supports [v9.channel.k8s.io], "
+        "server accepts [v4.channel.k8s.io]\n"
+    )
 
 
 def test_python_client_exec_and_port_forward(

@@ -1,15 +1,19 @@
-"""SPDY/3.1 framing, as moby/spdystream (the library kubectl port-forward uses) speaks it.
+"""SPDY/3.1, as moby/spdystream (the library of kubectl's SPDY streams) speaks it.
 
 Frames are parsed from a byte stream fed in pieces and built as bytes; name/value header
 blocks are compressed with zlib and the SPDY/3 dictionary, one zlib context per direction for
-the whole connection. Flow control is not enforced: spdystream does not enforce it either.
+the whole connection. A Session serves the server side of a connection over whatever carries
+its bytes. Flow control is not enforced: spdystream does not enforce it either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import zlib
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 SYN_STREAM = 1
 SYN_REPLY = 2
@@ -223,3 +227,59 @@ def ping(frame: Control) -> bytes:
 def rst_stream(stream_id: int, status: int) -> bytes:
     """A RST_STREAM ending a stream with a status code (5: CANCEL)."""
     return control(RST_STREAM, 0, struct.pack(">II", stream_id, status))
+
+
+class Connection(Protocol):
+    """What carries a SPDY connection's bytes (WebSocket messages, or an upgraded HTTP
+    connection)."""
+
+    def received(self) -> AsyncIterator[bytes]:
+        """The bytes from the client as they arrive, until it closes the connection."""
+
+    async def send(self, data: bytes) -> None:
+        """Send bytes to the client (nothing happens once it is gone)."""
+
+
+class StreamHandler(Protocol):
+    """What a server does with the streams a client opens."""
+
+    async def opened(self, stream_id: int, headers: Mapping[str, str]) -> None:
+        """The client opened a stream with these (lower-case) headers."""
+
+    async def received(self, stream_id: int, payload: bytes, fin: bool) -> None:
+        """Data of a stream; fin: the client is done sending on it."""
+
+    def reset(self, stream_id: int) -> None:
+        """The client reset a stream."""
+
+
+class Session:
+    """The server side of one SPDY connection: accepts every stream the client opens, answers
+    pings, and hands streams, their data and resets to a handler."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._framer = Framer()
+
+    async def serve(self, handler: StreamHandler) -> None:
+        """Serve until the client closes the connection or sends bytes that are not SPDY/3."""
+        with contextlib.suppress(ProtocolError):
+            async for chunk in self._connection.received():
+                for frame in self._framer.feed(chunk):
+                    await self._dispatch(frame, handler)
+
+    async def send(self, frame: bytes) -> None:
+        """Send a frame to the client."""
+        await self._connection.send(frame)
+
+    async def _dispatch(self, frame: Control | Data, handler: StreamHandler) -> None:
+        if isinstance(frame, Data):
+            await handler.received(frame.stream_id, frame.data, frame.fin)
+        elif frame.kind == SYN_STREAM:
+            headers = self._framer.headers(frame)
+            await self.send(self._framer.syn_reply(frame.stream_id))
+            await handler.opened(frame.stream_id, headers)
+        elif frame.kind == PING:
+            await self.send(ping(frame))
+        elif frame.kind == RST_STREAM:
+            handler.reset(frame.stream_id)

@@ -2,13 +2,13 @@
 portforward.
 
 log follows a process pod's container log until that run of the container ends, and serves
-the previous run's log. exec speaks the WebSocket remote command protocols
-(v5.channel.k8s.io, v4.channel.k8s.io): each message is a channel byte (0 stdin, 1 stdout,
-2 stderr, 3 error, 4 resize, 255 close a channel) then data, and the error channel carries
-the final Status; attach streams a running container's output from then on and feeds its
-stdin (spec stdin: true) in the same protocols. portforward speaks SPDY/3.1 tunneled in
-WebSocket binary messages (SPDY/3.1+portforward.k8s.io): an error and a data stream per
-forwarded connection.
+the previous run's log. exec speaks the remote command protocols over WebSockets
+(v5.channel.k8s.io, v4.channel.k8s.io) or plain SPDY/3.1 (v4.channel.k8s.io), see channels.py;
+the error channel carries the final Status. attach streams a running container's output from
+then on and feeds its stdin (spec stdin: true) in the same protocols. portforward speaks
+SPDY/3.1, plain (portforward.k8s.io) or tunneled in WebSocket binary messages
+(SPDY/3.1+portforward.k8s.io): an error and a data stream per forwarded connection; or the
+v4.channel.k8s.io WebSocket channels of the Python client.
 
 Commands and connections reach containers of process pods only, through the PodProcesses
 lookup the application is created with (the process kubelet's).
@@ -33,9 +33,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from gyre_local.apiserver import spdy
+from gyre_local.apiserver.channels import (
+    CLOSE,
+    RESIZE,
+    SPDY,
+    STDERR,
+    STDIN,
+    STDOUT,
+    CommandChannels,
+    WebSocketBytes,
+    WebSocketChannels,
+    command_channels,
+    switch_to_spdy,
+    upgrade_kind,
+    websocket,
+)
 from gyre_local.kubelet.process import ContainerContext, PodFiles, line_times
 from gyre_local.kubelet.state import POD_IP
 from gyre_local.proxy.services import local_port
@@ -47,7 +62,7 @@ STREAM_PATH = re.compile(
 )
 CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 PORT_FORWARD_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
-STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+SPDY_PORT_FORWARD_PROTOCOL = "portforward.k8s.io"
 # How often a followed log is read for new output.
 _FOLLOW_POLL_SECONDS = 0.1
 _CHUNK = 32 * 1024
@@ -327,16 +342,17 @@ def _running(
     return runner, context
 
 
-async def _upgrade(request: web.Request, protocols: tuple[str, ...]) -> web.WebSocketResponse:
-    socket = web.WebSocketResponse(protocols=protocols, max_msg_size=0, autoclose=False)
-    if not socket.can_prepare(request).ok or request.headers.get("Upgrade", "").lower() != (
-        "websocket"
-    ):
-        raise bad_request(
-            f"the local cluster streams over WebSockets only (subprotocols {', '.join(protocols)})"
-        )
-    await socket.prepare(request)
-    return socket
+def _wanted_channels(request: web.Request) -> set[int]:
+    """The channels an exec or attach request asks for (a terminal merges stderr into stdout
+    and is resized)."""
+    tty = _flag(request, "tty")
+    asked = {
+        STDIN: _flag(request, "stdin"),
+        STDOUT: _flag(request, "stdout"),
+        STDERR: _flag(request, "stderr") and not tty,
+        RESIZE: tty,
+    }
+    return {channel for channel, wanted in asked.items() if wanted}
 
 
 async def _exec(request: web.Request, pod: Mapping[str, Any]) -> web.StreamResponse:
@@ -345,23 +361,23 @@ async def _exec(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRespo
         raise bad_request("you must specify at least 1 command")
     container = request.query.get("container") or _default_container(pod)
     _, context = _running(request, pod, container)
-    wants = {name: _flag(request, name) for name in ("stdin", "stdout", "stderr")}
+    wanted = _wanted_channels(request)
     pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
-    socket = await _upgrade(request, CHANNEL_PROTOCOLS)
-    terminal = _Terminal() if _flag(request, "tty") else None
+    channels = await command_channels(request, CHANNEL_PROTOCOLS, wanted)
+    terminal = _Terminal() if RESIZE in wanted else None
     try:
         process = await asyncio.create_subprocess_exec(
             *context.argv(command),
             env=dict(context.env),
             cwd=context.cwd,
-            stdin=terminal.child if terminal else pipe if wants["stdin"] else devnull,
-            stdout=terminal.child if terminal else pipe if wants["stdout"] else devnull,
-            stderr=terminal.child if terminal else pipe if wants["stderr"] else devnull,
+            stdin=terminal.child if terminal else pipe if STDIN in wanted else devnull,
+            stdout=terminal.child if terminal else pipe if STDOUT in wanted else devnull,
+            stderr=terminal.child if terminal else pipe if STDERR in wanted else devnull,
             start_new_session=True,
         )
     except OSError as error:
-        await _finish(socket, _internal_error(f"error executing command in container: {error}"))
-        return socket
+        await channels.finish(_internal_error(f"error executing command in container: {error}"))
+        return channels.response
     finally:
         if terminal is not None:
             os.close(terminal.child)
@@ -374,9 +390,9 @@ async def _exec(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRespo
         else:
             stdin, resize = process.stdin, None
             outputs = [(process.stdout, STDOUT), (process.stderr, STDERR)]
-        feeder = asyncio.create_task(_exec_stdin(socket, process, stdin, resize))
+        feeder = asyncio.create_task(_exec_stdin(channels, process, stdin, resize))
         try:
-            await asyncio.gather(*(_relay_output(o, socket, c) for o, c in outputs))
+            await asyncio.gather(*(_relay_output(o, channels, c) for o, c in outputs))
             code = await process.wait()
         finally:
             feeder.cancel()
@@ -385,8 +401,8 @@ async def _exec(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRespo
     finally:
         if terminal is not None:
             terminal.close()
-    await _finish(socket, _exit_status(command, code))
-    return socket
+    await channels.finish(_exit_status(command, code))
+    return channels.response
 
 
 class _Terminal:
@@ -438,10 +454,11 @@ async def _attach(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRes
     run = int(_container_status(pod, container).get("restartCount", 0))
     path = runner.run_log(container, run)
     offset = path.stat().st_size
-    stdin = runner.stdin(container) if _flag(request, "stdin") else None
+    wanted = _wanted_channels(request)
+    stdin = runner.stdin(container) if STDIN in wanted else None
     once = bool(spec.get("stdinOnce"))
-    socket = await _upgrade(request, CHANNEL_PROTOCOLS)
-    feeder = asyncio.create_task(_feed_stdin(socket, stdin, closable=once))
+    channels = await command_channels(request, CHANNEL_PROTOCOLS, wanted)
+    feeder = asyncio.create_task(_feed_stdin(channels, stdin, closable=once))
     try:
         async for _ in _polls(lambda: runner.running(container, run)):
             if feeder.done():
@@ -449,13 +466,13 @@ async def _attach(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRes
             chunk = _read_from(path, offset)
             offset += len(chunk)
             if chunk:
-                await socket.send_bytes(bytes([STDOUT]) + chunk)
+                await channels.send(STDOUT, chunk)
     finally:
         feeder.cancel()
         if once and stdin is not None:
             stdin.close()
-    await _finish(socket, {"metadata": {}, "status": "Success"})
-    return socket
+    await channels.finish({"metadata": {}, "status": "Success"})
+    return channels.response
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:
@@ -465,40 +482,37 @@ def _kill(process: asyncio.subprocess.Process) -> None:
 
 
 async def _relay_output(
-    stream: asyncio.StreamReader | None, socket: web.WebSocketResponse, channel: int
+    stream: asyncio.StreamReader | None, channels: CommandChannels, channel: int
 ) -> None:
     if stream is None:
         return
     # A terminal's parent side fails with EIO once the command and its children are gone.
     with contextlib.suppress(OSError):
         while chunk := await stream.read(_CHUNK):
-            await socket.send_bytes(bytes([channel]) + chunk)
+            await channels.send(channel, chunk)
 
 
 async def _exec_stdin(
-    socket: web.WebSocketResponse,
+    channels: CommandChannels,
     process: asyncio.subprocess.Process,
     stdin: asyncio.StreamWriter | None,
     resize: Callable[[bytes], None] | None,
 ) -> None:
-    await _feed_stdin(socket, stdin, closable=True, resize=resize)
+    await _feed_stdin(channels, stdin, closable=True, resize=resize)
     # The client went away: its command goes with it.
     _kill(process)
 
 
 async def _feed_stdin(
-    socket: web.WebSocketResponse,
+    channels: CommandChannels,
     stdin: asyncio.StreamWriter | None,
     *,
     closable: bool,
     resize: Callable[[bytes], None] | None = None,
 ) -> None:
-    """Write stdin messages to a pipe until the client closes the socket; the client closing
-    stdin closes the pipe when closable; resize messages go to resize."""
-    async for message in socket:
-        if message.type != WSMsgType.BINARY or not message.data:
-            continue
-        channel, payload = message.data[0], message.data[1:]
+    """Write stdin to a pipe until the client leaves; the client closing stdin closes the pipe
+    when closable; resize messages go to resize."""
+    async for channel, payload in channels.incoming():
         with contextlib.suppress(ConnectionError, OSError, ValueError, KeyError):
             if channel == RESIZE and resize is not None:
                 resize(payload)
@@ -539,12 +553,6 @@ def _internal_error(message: str) -> dict[str, Any]:
     }
 
 
-async def _finish(socket: web.WebSocketResponse, status: dict[str, Any]) -> None:
-    with contextlib.suppress(ConnectionError):
-        await socket.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
-        await socket.close()
-
-
 # ---- port-forward ----
 
 
@@ -562,50 +570,32 @@ class _Forward:
 
 
 class _PortForward:
-    """Serves the SPDY streams of one port-forward connection over its WebSocket."""
+    """Serves the SPDY streams of one port-forward connection: an error and a data stream per
+    forwarded connection, paired by their requestID header."""
 
-    def __init__(self, socket: web.WebSocketResponse, pod: Mapping[str, Any]) -> None:
-        self._socket = socket
+    def __init__(self, session: spdy.Session, pod: Mapping[str, Any]) -> None:
+        self._session = session
         self._pod = pod
-        self._framer = spdy.Framer()
         self._forwards: dict[str, _Forward] = {}
         self._by_stream: dict[int, _Forward] = {}
 
     async def run(self) -> None:
-        """Serve until the client closes the WebSocket."""
+        """Serve until the client closes the connection."""
         try:
-            async for message in self._socket:
-                if message.type != WSMsgType.BINARY:
-                    continue
-                for frame in self._framer.feed(message.data):
-                    await self._on_frame(frame)
-        except spdy.ProtocolError:
-            pass
+            await self._session.serve(self)
         finally:
             for forward in list(self._forwards.values()):
                 if forward.task is not None:
                     forward.task.cancel()
 
-    async def _send(self, frame: bytes) -> None:
-        with contextlib.suppress(ConnectionError):
-            await self._socket.send_bytes(frame)
+    def reset(self, stream_id: int) -> None:
+        """A reset stream ends its forwarded connection."""
+        forward = self._by_stream.get(stream_id)
+        if forward is not None and forward.task is not None:
+            forward.task.cancel()
 
-    async def _on_frame(self, frame: spdy.Control | spdy.Data) -> None:
-        if isinstance(frame, spdy.Data):
-            await self._on_data(frame)
-        elif frame.kind == spdy.SYN_STREAM:
-            await self._on_syn_stream(frame)
-        elif frame.kind == spdy.PING:
-            await self._send(spdy.ping(frame))
-        elif frame.kind == spdy.RST_STREAM:
-            forward = self._by_stream.get(frame.stream_id)
-            if forward is not None and forward.task is not None:
-                forward.task.cancel()
-
-    async def _on_syn_stream(self, frame: spdy.Control) -> None:
-        headers = self._framer.headers(frame)
-        stream_id = frame.stream_id
-        await self._send(self._framer.syn_reply(stream_id))
+    async def opened(self, stream_id: int, headers: Mapping[str, str]) -> None:
+        """Pair the stream with its connection's other stream; dial once both are open."""
         port, request_id = int(headers.get("port", "0") or 0), headers.get("requestid", "")
         forward = self._forwards.setdefault(request_id, _Forward(request_id, port))
         self._by_stream[stream_id] = forward
@@ -625,23 +615,24 @@ class _PortForward:
         for stream_id in (forward.error_stream, forward.data_stream):
             self._by_stream.pop(stream_id or 0, None)
 
-    async def _on_data(self, frame: spdy.Data) -> None:
-        forward = self._by_stream.get(frame.stream_id)
-        if forward is None or frame.stream_id != forward.data_stream:
+    async def received(self, stream_id: int, payload: bytes, fin: bool) -> None:
+        """Data stream bytes go to the pod's port (held until it is connected)."""
+        forward = self._by_stream.get(stream_id)
+        if forward is None or stream_id != forward.data_stream:
             return
         if forward.writer is None:
-            forward.pending.append(frame.data)
-            if frame.fin:
+            forward.pending.append(payload)
+            if fin:
                 forward.pending.append(b"")
             return
-        await _write(forward.writer, frame.data, frame.fin)
+        await _write(forward.writer, payload, fin)
 
     async def _relay(self, forward: _Forward, error_stream: int, data_stream: int) -> None:
         """Connect to the pod's port and copy its bytes to the data stream until it closes."""
         connection = await _dial(self._pod, forward.port)
         if isinstance(connection, str):
-            await self._send(spdy.data(error_stream, connection.encode(), fin=True))
-            await self._send(spdy.data(data_stream, b"", fin=True))
+            await self._session.send(spdy.data(error_stream, connection.encode(), fin=True))
+            await self._session.send(spdy.data(data_stream, b"", fin=True))
             return
         reader, writer = connection
         forward.writer = writer
@@ -649,16 +640,16 @@ class _PortForward:
             await _write(writer, chunk, not chunk)
         try:
             while chunk := await reader.read(_CHUNK):
-                await self._send(spdy.data(data_stream, chunk))
+                await self._session.send(spdy.data(data_stream, chunk))
         except ConnectionError:
             pass
         except asyncio.CancelledError:
-            await self._send(spdy.rst_stream(data_stream, _RST_CANCEL))
+            await self._session.send(spdy.rst_stream(data_stream, _RST_CANCEL))
             raise
         finally:
             writer.close()
-        await self._send(spdy.data(data_stream, b"", fin=True))
-        await self._send(spdy.data(error_stream, b"", fin=True))
+        await self._session.send(spdy.data(data_stream, b"", fin=True))
+        await self._session.send(spdy.data(error_stream, b"", fin=True))
 
 
 async def _write(writer: asyncio.StreamWriter, payload: bytes, fin: bool) -> None:
@@ -671,39 +662,43 @@ async def _write(writer: asyncio.StreamWriter, payload: bytes, fin: bool) -> Non
 
 
 async def _port_forward(request: web.Request, pod: Mapping[str, Any]) -> web.StreamResponse:
-    """kubectl's SPDY streams, or the channels of the v4 WebSocket protocol (the Python client)
-    for the ports of the `ports` query."""
+    """kubectl's SPDY streams, plain or tunneled in a WebSocket, or the channels of the v4
+    WebSocket protocol (the Python client) for the ports of the `ports` query."""
     phase = (pod.get("status") or {}).get("phase")
     if phase != "Running":
         raise bad_request(f"pod {(pod.get('metadata') or {}).get('name')} is not running")
     ports = [int(p) for value in request.query.getall("ports", []) for p in value.split(",") if p]
-    socket = await _upgrade(request, (PORT_FORWARD_PROTOCOL, CHANNEL_PROTOCOLS[1]))
+    if upgrade_kind(request) == SPDY:
+        connection = await switch_to_spdy(request, (SPDY_PORT_FORWARD_PROTOCOL,))
+        await _PortForward(spdy.Session(connection), pod).run()
+        return connection.response
+    socket = await websocket(request, (PORT_FORWARD_PROTOCOL, CHANNEL_PROTOCOLS[1]))
     if socket.ws_protocol == PORT_FORWARD_PROTOCOL:
-        await _PortForward(socket, pod).run()
+        await _PortForward(spdy.Session(WebSocketBytes(socket)), pod).run()
     else:
-        await _channel_port_forward(socket, pod, ports)
+        await _channel_port_forward(WebSocketChannels(socket), pod, ports)
     await socket.close()
     return socket
 
 
 async def _channel_port_forward(
-    socket: web.WebSocketResponse, pod: Mapping[str, Any], ports: list[int]
+    channels: WebSocketChannels, pod: Mapping[str, Any], ports: list[int]
 ) -> None:
     """Forward one connection per port: channel 2i carries port i's data, 2i+1 its errors, and
     each channel's first message is the port number (2 bytes, little-endian)."""
     for index, port in enumerate(ports):
         for channel in (2 * index, 2 * index + 1):
-            await socket.send_bytes(bytes([channel]) + struct.pack("<H", port))
+            await channels.send(channel, struct.pack("<H", port))
     connections = await asyncio.gather(*(_dial(pod, port) for port in ports))
     writers: dict[int, asyncio.StreamWriter] = {}
     relays: list[asyncio.Task[None]] = []
     for index, connection in enumerate(connections):
         if isinstance(connection, str):
-            await socket.send_bytes(bytes([2 * index + 1]) + connection.encode())
+            await channels.send(2 * index + 1, connection.encode())
         else:
             writers[2 * index] = connection[1]
-            relays.append(asyncio.create_task(_relay_output(connection[0], socket, 2 * index)))
-    feeder = asyncio.create_task(_feed_channels(socket, writers))
+            relays.append(asyncio.create_task(_relay_output(connection[0], channels, 2 * index)))
+    feeder = asyncio.create_task(_feed_channels(channels, writers))
     try:
         await asyncio.wait([*relays, feeder], return_when=asyncio.FIRST_COMPLETED)
         if not feeder.done():
@@ -717,14 +712,13 @@ async def _channel_port_forward(
 
 
 async def _feed_channels(
-    socket: web.WebSocketResponse, writers: Mapping[int, asyncio.StreamWriter]
+    channels: WebSocketChannels, writers: Mapping[int, asyncio.StreamWriter]
 ) -> None:
     """Write each data channel's messages to its connection until the client closes."""
-    async for message in socket:
-        if message.type == WSMsgType.BINARY and message.data:
-            writer = writers.get(message.data[0])
-            if writer is not None:
-                await _write(writer, message.data[1:], False)
+    async for channel, payload in channels.incoming():
+        writer = writers.get(channel)
+        if writer is not None:
+            await _write(writer, payload, False)
 
 
 async def _dial(
