@@ -360,6 +360,35 @@ def _endpoints_cell(endpoints: Obj) -> str:
     return f"{text} + {count - _MAX_ENDPOINTS} more..." if count > _MAX_ENDPOINTS else text
 
 
+def _listed(items: list[str], count: int) -> str:
+    """listWithMoreString: the first three items and how many more, `<unset>` for none."""
+    if count > _MAX_ENDPOINTS:
+        return f"{','.join(items[:_MAX_ENDPOINTS])} + {count - _MAX_ENDPOINTS} more..."
+    return ",".join(items) or "<unset>"
+
+
+def _slice_ports_cell(endpoint_slice: Obj) -> str:
+    """formatDiscoveryPorts: port numbers (else names, else `*`)."""
+    shown = [_slice_port(port) for port in endpoint_slice.get("ports") or []]
+    return _listed(shown, len(shown))
+
+
+def _slice_port(port: Obj) -> str:
+    if port.get("port") is not None:
+        return str(port["port"])
+    return "*" if port.get("name") is None else str(port["name"])
+
+
+def _slice_endpoints_cell(endpoint_slice: Obj) -> str:
+    """formatDiscoveryEndpoints: every address of every endpoint."""
+    addresses = [
+        str(address)
+        for endpoint in endpoint_slice.get("endpoints") or []
+        for address in endpoint.get("addresses") or []
+    ]
+    return _listed(addresses, len(addresses))
+
+
 # ---- workloads ----
 
 
@@ -752,6 +781,12 @@ _PRINTERS: dict[str, _Printer] = {
         _service_cells,
     ),
     "Endpoints": _aged(Column("Endpoints"), cells=lambda o: [_endpoints_cell(o)]),
+    "EndpointSlice": _aged(
+        Column("AddressType"),
+        Column("Ports"),
+        Column("Endpoints"),
+        cells=lambda o: [o.get("addressType", ""), _slice_ports_cell(o), _slice_endpoints_cell(o)],
+    ),
     "Deployment": _named(
         [Column("Ready"), Column("Up-to-date"), Column("Available"), _AGE, *_WIDE_WORKLOAD],
         _deployment_cells,

@@ -1,15 +1,25 @@
-"""The Endpoints controller: one Endpoints object per selector Service, from its pods."""
+"""The Endpoints controller: per selector Service one Endpoints object and its EndpointSlices
+(discovery.k8s.io/v1), from its pods."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-from gyre_local.controllers.objects import is_deleting, pod_ready, pod_terminal
+from gyre_local.controllers.objects import is_deleting, owner_reference, pod_ready, pod_terminal
 from gyre_local.controllers.reconciler import Controller, Key
 from gyre_local.kubelet.state import NODE_NAME
 from gyre_local.store.selectors import labels_match, parse_label_selector
 from gyre_local.store.store import ApiError
+
+DISCOVERY_GROUP = "discovery.k8s.io"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+SLICE_CONTROLLER = "endpointslice-controller.k8s.io"
+HEADLESS_LABEL = "service.kubernetes.io/headless"
+
+# A Service port resolved for one pod: (name, port, protocol).
+PortTuple = tuple[str, int, str]
 
 
 def selector_string(selector: dict[str, str]) -> str:
@@ -29,14 +39,119 @@ def target_port(service_port: dict[str, Any], pod: dict[str, Any]) -> int | None
     return None
 
 
+def pod_ports(service: dict[str, Any], pod: dict[str, Any]) -> tuple[PortTuple, ...]:
+    """The Service's ports as this pod serves them (a named target the pod lacks is left out)."""
+    ports: list[PortTuple] = []
+    for service_port in (service.get("spec") or {}).get("ports") or []:
+        number = target_port(service_port, pod)
+        if number is not None:
+            ports.append(
+                (service_port.get("name", ""), number, service_port.get("protocol", "TCP"))
+            )
+    return tuple(ports)
+
+
+def _has_address(pod: dict[str, Any]) -> bool:
+    """Whether a pod can be an endpoint at all: not finished, and given an IP."""
+    return not pod_terminal(pod) and bool((pod.get("status") or {}).get("podIP"))
+
+
+def _target_ref(pod: dict[str, Any]) -> dict[str, Any]:
+    metadata = pod["metadata"]
+    return {
+        "kind": "Pod",
+        "namespace": metadata["namespace"],
+        "name": metadata["name"],
+        "uid": metadata["uid"],
+    }
+
+
+def slice_endpoint(service: dict[str, Any], pod: dict[str, Any]) -> dict[str, Any]:
+    """A pod as an EndpointSlice endpoint, with the conditions the EndpointSlice controller
+    gives it: a terminating pod is never ready (unless the Service publishes not-ready
+    addresses) but stays serving while its readiness holds."""
+    spec = service.get("spec") or {}
+    publish_not_ready = bool(spec.get("publishNotReadyAddresses"))
+    serving = publish_not_ready or pod_ready(pod)
+    terminating = is_deleting(pod)
+    endpoint: dict[str, Any] = {
+        "addresses": [pod["status"]["podIP"]],
+        "conditions": {
+            "ready": publish_not_ready or (serving and not terminating),
+            "serving": serving,
+            "terminating": terminating,
+        },
+    }
+    pod_spec = pod.get("spec") or {}
+    if pod_spec.get("hostname") and pod_spec.get("subdomain") == service["metadata"]["name"]:
+        endpoint["hostname"] = pod_spec["hostname"]
+    endpoint["nodeName"] = NODE_NAME
+    endpoint["targetRef"] = _target_ref(pod)
+    return endpoint
+
+
+def endpoint_slices(
+    service: dict[str, Any], pods: list[dict[str, Any]]
+) -> dict[tuple[PortTuple, ...], list[dict[str, Any]]]:
+    """The endpoints of a Service grouped by the port set their pods serve, as the
+    EndpointSlice controller slices them (one empty group when there are none: the
+    placeholder slice)."""
+    groups: dict[tuple[PortTuple, ...], list[dict[str, Any]]] = {}
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        ports = pod_ports(service, pod)
+        if _has_address(pod) and ports:
+            groups.setdefault(ports, []).append(slice_endpoint(service, pod))
+    return groups or {(): []}
+
+
+def slice_labels(service: dict[str, Any]) -> dict[str, str]:
+    """A Service's labels and the ones marking its slices as the controller's."""
+    labels = dict(service["metadata"].get("labels") or {})
+    labels[SERVICE_NAME_LABEL] = service["metadata"]["name"]
+    labels[MANAGED_BY_LABEL] = SLICE_CONTROLLER
+    if (service.get("spec") or {}).get("clusterIP") == "None":
+        labels[HEADLESS_LABEL] = ""
+    return labels
+
+
+def slice_ports(ports: tuple[PortTuple, ...]) -> list[dict[str, Any]] | None:
+    """A slice's ports (null for the placeholder slice, as a real server returns it)."""
+    if not ports:
+        return None
+    return [
+        {"name": name, "port": number, "protocol": protocol} for name, number, protocol in ports
+    ]
+
+
+def _slice_key(endpoint_slice: dict[str, Any]) -> tuple[PortTuple, ...]:
+    """The port set of a stored slice."""
+    return tuple(
+        (str(p.get("name") or ""), int(p["port"]), str(p.get("protocol") or "TCP"))
+        for p in endpoint_slice.get("ports") or []
+    )
+
+
+def _slice_service(endpoint_slice: dict[str, Any]) -> list[Key]:
+    """A source mapper: a managed EndpointSlice -> the key of its Service."""
+    metadata = endpoint_slice.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    if labels.get(MANAGED_BY_LABEL) != SLICE_CONTROLLER or SERVICE_NAME_LABEL not in labels:
+        return []
+    return [(metadata.get("namespace", ""), labels[SERVICE_NAME_LABEL])]
+
+
 class EndpointsController(Controller):
-    """Keeps each Service's Endpoints equal to its selected pods' addresses and ports."""
+    """Keeps each Service's Endpoints and EndpointSlices equal to its selected pods' addresses
+    and ports."""
 
     resource = ("", "services")
 
     def sources(self) -> Iterable[tuple[str, str, Any]]:
-        """Pods, mapped to the Services that select them or list them."""
-        return [("", "pods", self._services_of)]
+        """Pods, mapped to the Services that select them or list them; the Services' slices."""
+        return [
+            ("", "pods", self._services_of),
+            (DISCOVERY_GROUP, "endpointslices", _slice_service),
+        ]
 
     def _services_of(self, pod: dict[str, Any]) -> list[Key]:
         metadata = pod.get("metadata") or {}
@@ -68,12 +183,14 @@ class EndpointsController(Controller):
         except ApiError as error:
             if error.code != 404:
                 raise
-            self._delete(namespace, name)
+            # The Service's slices go with it: they are owned by it.
+            self._delete("", "endpoints", namespace, name)
             return None
         selector = (service.get("spec") or {}).get("selector")
         if not selector or is_deleting(service):
             return None
         pods, _ = self.store.list("", "pods", namespace, label_selector=selector_string(selector))
+        self._write_slices(service, pods)
         subsets = self._subsets(service, pods)
         endpoints: dict[str, Any] = {
             "apiVersion": "v1",
@@ -103,29 +220,14 @@ class EndpointsController(Controller):
     def _subsets(service: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
         spec = service.get("spec") or {}
         publish_not_ready = bool(spec.get("publishNotReadyAddresses"))
-        groups: dict[tuple[tuple[str, int, str], ...], dict[str, list[dict[str, Any]]]] = {}
+        groups: dict[tuple[PortTuple, ...], dict[str, list[dict[str, Any]]]] = {}
         for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
-            if pod_terminal(pod) or is_deleting(pod) or not (pod.get("status") or {}).get("podIP"):
+            ports = pod_ports(service, pod)
+            if not _has_address(pod) or is_deleting(pod) or not ports:
                 continue
-            ports: list[tuple[str, int, str]] = []
-            for service_port in spec.get("ports") or []:
-                number = target_port(service_port, pod)
-                if number is not None:
-                    protocol = service_port.get("protocol", "TCP")
-                    ports.append((service_port.get("name", ""), number, protocol))
-            if not ports:
-                continue
-            address = {
-                "ip": pod["status"]["podIP"],
-                "nodeName": NODE_NAME,
-                "targetRef": {
-                    "kind": "Pod",
-                    "namespace": pod["metadata"]["namespace"],
-                    "name": pod["metadata"]["name"],
-                    "uid": pod["metadata"]["uid"],
-                },
-            }
-            group = groups.setdefault(tuple(ports), {"addresses": [], "notReadyAddresses": []})
+            address = {"ip": pod["status"]["podIP"], "nodeName": NODE_NAME}
+            address["targetRef"] = _target_ref(pod)
+            group = groups.setdefault(ports, {"addresses": [], "notReadyAddresses": []})
             ready = pod_ready(pod) or publish_not_ready
             group["addresses" if ready else "notReadyAddresses"].append(address)
         subsets = []
@@ -140,9 +242,50 @@ class EndpointsController(Controller):
             subsets.append(subset)
         return subsets
 
-    def _delete(self, namespace: str, name: str) -> None:
+    def _write_slices(self, service: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        """Create, update and delete the Service's slices (found by their labels, so never
+        duplicated) to hold one slice per port set."""
+        metadata = service["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        selector = f"{SERVICE_NAME_LABEL}={name},{MANAGED_BY_LABEL}={SLICE_CONTROLLER}"
+        existing, _ = self.store.list(
+            DISCOVERY_GROUP, "endpointslices", namespace, label_selector=selector
+        )
+        current = {_slice_key(s): s for s in existing if not is_deleting(s)}
+        labels = slice_labels(service)
+        for ports, endpoints in endpoint_slices(service, pods).items():
+            wanted = {
+                "addressType": "IPv4",
+                "endpoints": endpoints or None,
+                "ports": slice_ports(ports),
+            }
+            stored = current.pop(ports, None)
+            if stored is None:
+                body = {
+                    "apiVersion": f"{DISCOVERY_GROUP}/v1",
+                    "kind": "EndpointSlice",
+                    "metadata": {
+                        "generateName": f"{name}-",
+                        "namespace": namespace,
+                        "labels": labels,
+                        "ownerReferences": [owner_reference(service)],
+                    },
+                    **wanted,
+                }
+                self.store.create(DISCOVERY_GROUP, "endpointslices", namespace, body)
+            elif any(stored.get(k) != v for k, v in wanted.items()) or (
+                stored["metadata"].get("labels") != labels
+            ):
+                stored.update(wanted)
+                stored["metadata"]["labels"] = labels
+                slice_name = stored["metadata"]["name"]
+                self.store.replace(DISCOVERY_GROUP, "endpointslices", namespace, slice_name, stored)
+        for stale in current.values():
+            self._delete(DISCOVERY_GROUP, "endpointslices", namespace, stale["metadata"]["name"])
+
+    def _delete(self, group: str, plural: str, namespace: str, name: str) -> None:
         try:
-            self.store.delete("", "endpoints", namespace, name)
+            self.store.delete(group, plural, namespace, name)
         except ApiError as error:
             if error.code != 404:
                 raise

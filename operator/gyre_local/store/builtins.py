@@ -184,6 +184,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         ("status",),
     ),
     ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
+    ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
     *(
         ResourceType(group, "v1", kind, f"{kind.lower()}s", namespaced, verbs=("create",))
         for group, kind, namespaced in (
