@@ -274,6 +274,20 @@ class PodEvents:
                         f"spec.{key}{{{container.name}}}",
                     )
 
+    def unhealthy(self, container: str, probe: str, output: str) -> None:
+        """Record Unhealthy for a failed Readiness, Liveness or Startup probe attempt."""
+        self._recorder.warning(
+            self._pod, "Unhealthy", f"{probe} probe failed: {output}", _field_path(container)
+        )
+
+    def failed_probe(self, container: str, probe: str) -> None:
+        """Record Killing for a container stopped for failing its liveness or startup probe
+        (restarted unless the pod's restartPolicy is Never)."""
+        message = f"Container {container} failed {probe.lower()} probe"
+        if (self._pod.get("spec") or {}).get("restartPolicy") != "Never":
+            message += ", will be restarted"
+        self._recorder.normal(self._pod, "Killing", message, _field_path(container))
+
     def _observe(self, field_path: str, container: ContainerRecord) -> None:
         kind = next(iter(container.state), "")
         detail: Mapping[str, Any] = container.state.get(kind) or {}
@@ -309,6 +323,11 @@ class PodEvents:
             )
         elif reason == "CreateContainerConfigError":
             self._recorder.warning(self._pod, "Failed", f"Error: {message}", field_path)
+
+
+def _field_path(container: str) -> str:
+    """The field path of a (regular) container, as events name it."""
+    return f"spec.containers{{{container}}}"
 
 
 @dataclass
@@ -461,6 +480,7 @@ class Kubelet:
                 handle.events.observe(handle.runner.record)
                 self._write_status(handle)
 
+        events = PodEvents(self.events, pod)
         runner: PodRunner
         if files is not None:
             runner = ProcessPod(
@@ -473,13 +493,14 @@ class Kubelet:
                 publish=publish,
                 announce_ports=lambda ports: self._annotate_ports(namespace, name, ports),
                 extra_env=self.extra_env,
+                probe_events=events,
             )
         else:
             behaviour = self.rules.behaviour_for(pod)
             runner = SimulatedPod(pod, record, behaviour, backoff=self.backoff, publish=publish)
         # The pod's own grace period: the store records deletions with a grace period of 0.
         grace = float((pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE))
-        handle = _PodHandle(uid, namespace, name, runner, files, grace, PodEvents(self.events, pod))
+        handle = _PodHandle(uid, namespace, name, runner, files, grace, events)
         self._pods[uid] = handle
         self._bind(handle, pod)
         publish()

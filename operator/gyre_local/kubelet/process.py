@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gyre_local.kubelet.probes import ProbeContext, run_probe
+from gyre_local.kubelet.probes import ProbeContext, ProbeEvents, run_probe
 from gyre_local.kubelet.state import (
     NODE_NAME,
     POD_IP,
@@ -380,6 +380,7 @@ class ProcessPod:
         publish: Callable[[], None],
         announce_ports: Callable[[dict[str, int]], None],
         extra_env: Mapping[str, str],
+        probe_events: ProbeEvents,
     ) -> None:
         self.pod = pod
         self.record = record
@@ -390,6 +391,7 @@ class ProcessPod:
         self._publish = publish
         self._announce_ports = announce_ports
         self._extra_env = dict(extra_env)
+        self._probe_events = probe_events
         self._spec = pod.get("spec") or {}
         self._policy = self._spec.get("restartPolicy", "Always")
         self._processes: dict[str, asyncio.subprocess.Process] = {}
@@ -717,17 +719,25 @@ class ProcessPod:
         )
         grace = float(self._spec.get("terminationGracePeriodSeconds", 30))
         tasks: list[asyncio.Task[None]] = []
+        name = spec["name"]
 
-        def kill() -> None:
+        def start(probe: Mapping[str, Any], kind: str, on_change: Callable[[bool], None]) -> None:
+            def unhealthy(output: str) -> None:
+                self._probe_events.unhealthy(name, kind, output)
+
+            tasks.append(asyncio.create_task(run_probe(probe, context, on_change, unhealthy)))
+
+        def kill(kind: str) -> None:
+            self._probe_events.failed_probe(name, kind)
             self._spawn(_terminate(process, grace))
 
         def after_startup() -> None:
             record.started = True
             record.ready = readiness is None
             if readiness:
-                tasks.append(asyncio.create_task(run_probe(readiness, context, set_ready)))
+                start(readiness, "Readiness", set_ready)
             if liveness:
-                tasks.append(asyncio.create_task(run_probe(liveness, context, on_liveness)))
+                start(liveness, "Liveness", on_liveness)
 
         def set_ready(ok: bool) -> None:
             if record.running:
@@ -736,11 +746,11 @@ class ProcessPod:
 
         def on_liveness(ok: bool) -> None:
             if not ok:
-                kill()
+                kill("Liveness")
 
         def on_startup(ok: bool) -> None:
             if not ok:
-                kill()
+                kill("Startup")
                 return
             after_startup()
             self._publish()
@@ -748,7 +758,7 @@ class ProcessPod:
 
         record.run(started=False)
         if startup:
-            tasks.append(asyncio.create_task(run_probe(startup, context, on_startup)))
+            start(startup, "Startup", on_startup)
         else:
             after_startup()
         return tasks
