@@ -25,6 +25,7 @@ from gyre_local.controllers.endpoints import EndpointsController
 from gyre_local.controllers.jobs import JobController
 from gyre_local.controllers.reconciler import Controller
 from gyre_local.controllers.system import ServiceAccountController, create_cluster_objects
+from gyre_local.controllers.volumes import PersistentVolumeController
 from gyre_local.kubeconfig import write_kubeconfig
 from gyre_local.kubelet.kubelet import Kubelet, SimulationRules
 from gyre_local.kubelet.process import ImageMap
@@ -118,6 +119,7 @@ class LocalCluster:
         self.store.set_log_provider(self.kubelet.read_log)
         runnables: list[Callable[[], Any]] = [self.kubelet.run, self.proxy.run, self.routes.run]
         runnables += [controller(self.store).run for controller in CONTROLLERS]
+        runnables.append(PersistentVolumeController(self.store, self.kubelet.claim_directory).run)
         self._tasks = [asyncio.create_task(self._guard(run)) for run in runnables]
 
     async def astop(self) -> None:

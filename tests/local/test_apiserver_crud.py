@@ -262,7 +262,8 @@ def test_service_keeps_its_cluster_ip_across_replace(kube_client: client.ApiClie
     assert replaced.spec.cluster_ip == created.spec.cluster_ip
 
 
-def test_persistent_volume_claims_are_bound_on_create(apiserver: Any) -> None:
+def test_persistent_volume_claims_start_pending(apiserver: Any) -> None:
+    """Binding is the PersistentVolume controller's (tests/local/test_storage.py)."""
     claim = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -271,5 +272,5 @@ def test_persistent_volume_claims_are_bound_on_create(apiserver: Any) -> None:
     }
     url = apiserver.url + "/api/v1/namespaces/default/persistentvolumeclaims"
     created = requests.post(url, json=claim).json()
-    assert created["status"] == {"phase": "Bound"}
+    assert created["status"] == {"phase": "Pending"}
     assert created["spec"]["volumeMode"] == "Filesystem"

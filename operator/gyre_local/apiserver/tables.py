@@ -539,22 +539,51 @@ def _unset_if_none(value: Any) -> Any:
     return "<unset>" if value is None else value
 
 
+def _access_modes(modes: list[str] | None) -> str:
+    """GetAccessModesAsString: the short forms, in their fixed order."""
+    given = set(modes or [])
+    return ",".join(short for mode, short in _ACCESS_MODES if mode in given)
+
+
+def _volume_cells(volume: Obj) -> list[Any]:
+    spec, status = volume.get("spec") or {}, volume.get("status") or {}
+    claim = spec.get("claimRef")
+    phase = "Terminating" if volume["metadata"].get("deletionTimestamp") else status.get("phase")
+    return [
+        str((spec.get("capacity") or {}).get("storage", "")),
+        _access_modes(spec.get("accessModes")),
+        spec.get("persistentVolumeReclaimPolicy", ""),
+        phase or "",
+        f"{claim.get('namespace', '')}/{claim.get('name', '')}" if claim else "",
+        _storage_class_of(volume),
+        _unset_if_none(spec.get("volumeAttributesClassName")),
+        status.get("reason", ""),
+        _age(volume),
+        _unset_if_none(spec.get("volumeMode")),
+    ]
+
+
+def _storage_class_of(obj: Obj) -> str:
+    """GetPersistentVolume(Claim)Class: the beta annotation, else storageClassName."""
+    annotations = obj["metadata"].get("annotations") or {}
+    return str(
+        annotations.get(_BETA_STORAGE_CLASS, (obj.get("spec") or {}).get("storageClassName") or "")
+    )
+
+
 def _claim_cells(claim: Obj) -> list[Any]:
     spec, status = claim.get("spec") or {}, claim.get("status") or {}
     phase = "Terminating" if claim["metadata"].get("deletionTimestamp") else status.get("phase")
     capacity = access = ""
     if spec.get("volumeName"):
         capacity = str((status.get("capacity") or {}).get("storage", ""))
-        modes = set(status.get("accessModes") or [])
-        access = ",".join(short for mode, short in _ACCESS_MODES if mode in modes)
-    annotations = claim["metadata"].get("annotations") or {}
-    storage_class = annotations.get(_BETA_STORAGE_CLASS, spec.get("storageClassName") or "")
+        access = _access_modes(status.get("accessModes"))
     return [
         phase or "",
         spec.get("volumeName", ""),
         capacity,
         access,
-        storage_class,
+        _storage_class_of(claim),
         _unset_if_none(spec.get("volumeAttributesClassName")),
         _age(claim),
         _unset_if_none(spec.get("volumeMode")),
@@ -856,6 +885,21 @@ _PRINTERS: dict[str, _Printer] = {
             Column("VolumeMode", priority=1),
         ],
         _claim_cells,
+    ),
+    "PersistentVolume": _named(
+        [
+            Column("Capacity"),
+            Column("Access Modes"),
+            Column("Reclaim Policy"),
+            Column("Status"),
+            Column("Claim"),
+            Column("StorageClass"),
+            Column("VolumeAttributesClass"),
+            Column("Reason"),
+            _AGE,
+            Column("VolumeMode", priority=1),
+        ],
+        _volume_cells,
     ),
     "Lease": _aged(Column("Holder"), cells=lambda o: [_json_path(o, ".spec.holderIdentity") or ""]),
     "Node": _named(

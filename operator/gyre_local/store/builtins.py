@@ -104,6 +104,9 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         "", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",), (), ("status",)
     ),
     ResourceType(
+        "", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",), (), ("status",)
+    ),
+    ResourceType(
         "",
         "v1",
         "Event",
@@ -276,6 +279,11 @@ def set_defaults(kind: str, obj: dict[str, Any], cluster_ip: Callable[[], str]) 
         obj.setdefault("type", "Opaque")
     elif kind == "PersistentVolumeClaim" and spec is not None:
         spec.setdefault("volumeMode", "Filesystem")
+    elif kind == "PersistentVolume" and spec is not None:
+        spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+        spec.setdefault("volumeMode", "Filesystem")
+        if isinstance(spec.get("hostPath"), dict):
+            spec["hostPath"].setdefault("type", "")
     elif kind == "NetworkPolicy" and spec is not None:
         _default_network_policy(spec)
     elif kind == "HorizontalPodAutoscaler" and spec is not None:
@@ -379,8 +387,9 @@ _INITIAL_STATUS: dict[str, dict[str, Any]] = {
     "Namespace": {"phase": "Active"},
     "Pod": {"phase": "Pending", "qosClass": "BestEffort"},
     "Service": {"loadBalancer": {}},
-    # No provisioner: every claim is a directory of the process kubelet, bound at once.
-    "PersistentVolumeClaim": {"phase": "Bound"},
+    # The PersistentVolume controller binds claims (controllers/volumes.py).
+    "PersistentVolumeClaim": {"phase": "Pending"},
+    "PersistentVolume": {"phase": "Pending"},
     "Ingress": {"loadBalancer": {}},
     "PodDisruptionBudget": {
         "disruptionsAllowed": 0,
@@ -399,6 +408,7 @@ _KINDS_WITH_SPEC = frozenset(
         "Job",
         "CronJob",
         "PersistentVolumeClaim",
+        "PersistentVolume",
         "Node",
         "PodDisruptionBudget",
         "Ingress",
