@@ -332,6 +332,19 @@ def test_port_forward_reports_a_refused_connection(
     assert "dial tcp4 127.0.0.1:9: connect: connection refused" in errors
 
 
+def test_exec_in_a_simulated_pod_is_a_bad_request(
+    core: client.CoreV1Api, stream_kubectl: Kubectl, stream_protocol: str
+) -> None:
+    name = f"simulated-{stream_protocol}"
+    pod = python_pod(name, "import time; time.sleep(3600)")
+    pod["metadata"]["annotations"] = {"local.gyre.dev/kubelet": "simulated"}
+    core.create_namespaced_pod(NS, pod)
+    wait_for(lambda: running(core, name))
+    result = stream_kubectl("exec", name, "--", "true")
+    assert result.returncode == 1
+    assert f'container "main" in pod "{name}" is not running as a local process' in result.stderr
+
+
 def test_exec_without_an_upgrade_is_a_bad_request(shell_pod: str, kubectl: Kubectl) -> None:
     result = kubectl("get", "--raw", f"/api/v1/namespaces/{NS}/pods/{shell_pod}/exec?command=true")
     assert result.returncode == 1

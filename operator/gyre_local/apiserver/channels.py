@@ -27,6 +27,10 @@ WEBSOCKET = "websocket"
 SPDY = "SPDY/3.1"
 PROTOCOL_HEADER = "X-Stream-Protocol-Version"
 ACCEPTED_HEADER = "X-Accepted-Stream-Protocol-Versions"
+V4_CHANNEL = "v4.channel.k8s.io"
+# The remote command subprotocols served, most preferred first (SPDY: v4 only).
+WEBSOCKET_CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", V4_CHANNEL)
+SPDY_CHANNEL_PROTOCOLS = (V4_CHANNEL,)
 _STREAM_TYPES = {
     "stdin": STDIN,
     "stdout": STDOUT,
@@ -153,14 +157,13 @@ class CommandChannels(Protocol):
         """End the session with the kubelet's Status on the error channel."""
 
 
-async def command_channels(
-    request: web.Request, protocols: tuple[str, ...], wanted: set[int]
-) -> CommandChannels:
-    """Upgrade an exec or attach request: WebSocket channels in one of the protocols, or SPDY
-    streams (v4.channel.k8s.io) once the client opened the wanted ones (besides error)."""
+async def command_channels(request: web.Request, wanted: set[int]) -> CommandChannels:
+    """Upgrade an exec or attach request: WebSocket channels, or SPDY streams once the client
+    opened the wanted ones (and the error stream)."""
     if upgrade_kind(request) == WEBSOCKET:
-        return WebSocketChannels(await websocket(request, protocols))
-    channels = SpdyChannels(await switch_to_spdy(request, protocols[-1:]), wanted | {ERROR})
+        return WebSocketChannels(await websocket(request, WEBSOCKET_CHANNEL_PROTOCOLS))
+    connection = await switch_to_spdy(request, SPDY_CHANNEL_PROTOCOLS)
+    channels = SpdyChannels(connection, wanted | {ERROR})
     await channels.start()
     return channels
 

@@ -43,6 +43,7 @@ from gyre_local.apiserver.channels import (
     STDERR,
     STDIN,
     STDOUT,
+    V4_CHANNEL,
     CommandChannels,
     WebSocketBytes,
     WebSocketChannels,
@@ -60,7 +61,6 @@ STREAM_PATH = re.compile(
     r"/api/v1/namespaces/(?P<namespace>[^/]+)/pods/(?P<name>[^/]+)"
     r"/(?P<subresource>exec|attach|portforward)"
 )
-CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 PORT_FORWARD_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 SPDY_PORT_FORWARD_PROTOCOL = "portforward.k8s.io"
 # How often a followed log is read for new output.
@@ -363,7 +363,7 @@ async def _exec(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRespo
     _, context = _running(request, pod, container)
     wanted = _wanted_channels(request)
     pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
-    channels = await command_channels(request, CHANNEL_PROTOCOLS, wanted)
+    channels = await command_channels(request, wanted)
     terminal = _Terminal() if RESIZE in wanted else None
     try:
         process = await asyncio.create_subprocess_exec(
@@ -457,7 +457,7 @@ async def _attach(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRes
     wanted = _wanted_channels(request)
     stdin = runner.stdin(container) if STDIN in wanted else None
     once = bool(spec.get("stdinOnce"))
-    channels = await command_channels(request, CHANNEL_PROTOCOLS, wanted)
+    channels = await command_channels(request, wanted)
     feeder = asyncio.create_task(_feed_stdin(channels, stdin, closable=once))
     try:
         async for _ in _polls(lambda: runner.running(container, run)):
@@ -672,7 +672,7 @@ async def _port_forward(request: web.Request, pod: Mapping[str, Any]) -> web.Str
         connection = await switch_to_spdy(request, (SPDY_PORT_FORWARD_PROTOCOL,))
         await _PortForward(spdy.Session(connection), pod).run()
         return connection.response
-    socket = await websocket(request, (PORT_FORWARD_PROTOCOL, CHANNEL_PROTOCOLS[1]))
+    socket = await websocket(request, (PORT_FORWARD_PROTOCOL, V4_CHANNEL))
     if socket.ws_protocol == PORT_FORWARD_PROTOCOL:
         await _PortForward(spdy.Session(WebSocketBytes(socket)), pod).run()
     else:
