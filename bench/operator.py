@@ -20,6 +20,7 @@ import os
 import re
 import resource
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ import aiohttp
 from aiohttp import web
 
 import gyre_local.cluster as cluster_module
+from gyre_local.certificates import Pki
 from gyre_local.kubelet.kubelet import Behaviour, SimulationRules
 
 REPO = Path(__file__).resolve().parent.parent
@@ -533,13 +535,13 @@ async def wait_done(recorder: Recorder, watches: list[asyncio.Task[None]], timeo
 
 
 async def measure(
-    options: argparse.Namespace, base: str, processes: Processes
+    options: argparse.Namespace, base: str, processes: Processes, trust: ssl.SSLContext
 ) -> list[tuple[str, str, str]]:
-    """Dataset, then the burst of runs; the table's rows."""
+    """Dataset, then the burst of runs (over HTTPS trusted by `trust`); the table's rows."""
     runs, timeout = options.runs, burst_timeout(options.runs, options.train_seconds)
     async with aiohttp.ClientSession(
         headers={"User-Agent": BENCH_AGENT},
-        connector=aiohttp.TCPConnector(limit=CREATE_CONCURRENCY + 4),
+        connector=aiohttp.TCPConnector(limit=CREATE_CONCURRENCY + 4, ssl=trust),
         timeout=aiohttp.ClientTimeout(total=STARTUP_TIMEOUT),
     ) as session:
         await create(session, base + GYRE + "/datasets", dataset_manifest())
@@ -639,7 +641,8 @@ def run(options: argparse.Namespace, state_dir: str) -> list[tuple[str, str, str
         try:
             assert cluster.pid is not None
             processes = Processes(cluster.pid, parent, operator, started, log_path)
-            return asyncio.run(measure(options, base, processes))
+            trust = Pki(Path(state_dir) / "pki").client_context()
+            return asyncio.run(measure(options, base, processes, trust))
         finally:
             stop_process(operator)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import ssl
 import tempfile
 import threading
 import time
@@ -20,11 +21,19 @@ from kubernetes import config
 from kubernetes.client import ApiClient
 
 from gyre_local.apiserver.app import create_app
+from gyre_local.certificates import Pki, ensure_pki
 from gyre_local.controllers.deployments import DeploymentController, ReplicaSetController
 from gyre_local.controllers.endpoints import EndpointsController
 from gyre_local.controllers.jobs import JobController
 from gyre_local.controllers.reconciler import Controller
-from gyre_local.controllers.system import ServiceAccountController, create_cluster_objects
+from gyre_local.controllers.system import (
+    API_SERVICE_IP,
+    ApiServerServiceController,
+    RootCAPublisher,
+    ServiceAccountController,
+    create_cluster_objects,
+    ensure_api_server_service,
+)
 from gyre_local.controllers.volumes import PersistentVolumeController
 from gyre_local.kubeconfig import write_kubeconfig
 from gyre_local.kubelet.kubelet import Kubelet, SimulationRules
@@ -49,7 +58,8 @@ CONTROLLERS: tuple[type[Controller], ...] = (
 
 
 class LocalCluster:
-    """A single-node Kubernetes control plane on 127.0.0.1 with a local kubelet.
+    """A single-node Kubernetes control plane on 127.0.0.1 with a local kubelet, its API served
+    over HTTPS (`url`) with a CA of the state directory (`ca_path`, `ssl_context()`).
 
     Run it in the foreground with `await cluster.run()`, or in a background thread with
     `start()` / `stop()` (or as a context manager). `kubelet` is "simulated" or "process";
@@ -75,6 +85,7 @@ class LocalCluster:
         self._owns_state_dir = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="gyre-local-")).resolve()
         self.kubeconfig_path = self.state_dir / "kubeconfig"
+        self.pki = Pki(self.state_dir / "pki")
         self.simulation = simulation or SimulationRules()
         self.kubelet = Kubelet(
             self.store,
@@ -83,7 +94,6 @@ class LocalCluster:
             image_map=image_map if isinstance(image_map, ImageMap) else ImageMap(image_map),
             state_dir=self.state_dir,
             backoff=restart_backoff,
-            extra_env={"KUBECONFIG": str(self.kubeconfig_path)},
         )
         self.proxy = ServiceProxy(self.store, host=host)
         self.routes = RouteProxy(self.store, self.proxy)
@@ -97,9 +107,10 @@ class LocalCluster:
     # ---- in the event loop ----
 
     async def astart(self) -> None:
-        """Serve the API and start controllers, kubelet and proxy in the running loop."""
+        """Serve the API over HTTPS and start controllers, kubelet and proxy in the running loop."""
         self._loop = asyncio.get_running_loop()
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.pki = ensure_pki(self.pki.directory, [self.host, API_SERVICE_IP])
         create_cluster_objects(self.store)
         for document in _crd_documents(self._crds):
             self.store.create(CRD_GROUP, CRD_PLURAL, None, document)
@@ -112,14 +123,19 @@ class LocalCluster:
         )
         await self._runner.setup()
         sock = bind(self.host, self.port)
-        await web.SockSite(self._runner, sock).start()
+        await web.SockSite(self._runner, sock, ssl_context=self.pki.server_context()).start()
         self.port = int(sock.getsockname()[1])
-        self.url = f"http://{self.host}:{self.port}"
-        write_kubeconfig(self.kubeconfig_path, self.url)
+        self.url = f"https://{self.host}:{self.port}"
+        write_kubeconfig(self.kubeconfig_path, self.url, self.pki)
+        ensure_api_server_service(self.store, self.port)
         self.store.set_log_provider(self.kubelet.read_log)
         runnables: list[Callable[[], Any]] = [self.kubelet.run, self.proxy.run, self.routes.run]
         runnables += [controller(self.store).run for controller in CONTROLLERS]
         runnables.append(PersistentVolumeController(self.store, self.kubelet.claim_directory).run)
+        runnables += [
+            ApiServerServiceController(self.store, self.port).run,
+            RootCAPublisher(self.store, self.pki.ca_pem()).run,
+        ]
         self._tasks = [asyncio.create_task(self._guard(run)) for run in runnables]
 
     async def astop(self) -> None:
@@ -208,6 +224,15 @@ class LocalCluster:
         if url is None:
             raise LookupError(f"HTTPRoute {namespace}/{name} has no local port (yet)")
         return url
+
+    @property
+    def ca_path(self) -> Path:
+        """The cluster CA's certificate file, for clients of `url` to trust."""
+        return self.pki.ca_cert
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A TLS client context trusting the cluster's CA, for requests to `url`."""
+        return self.pki.client_context()
 
     def api_client(self) -> ApiClient:
         """An official Kubernetes client configured from this cluster's kubeconfig."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import posixpath
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -29,6 +30,10 @@ REPORTING_COMPONENT = "gyre.dev/operator"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 API_THREADS = 16
+# Where a pod's service account token, CA and namespace are mounted.
+SERVICE_ACCOUNT_DIRECTORY = "/var/run/secrets/kubernetes.io/serviceaccount"
+# The local cluster's process kubelet's table of a container's mounts.
+MOUNTS_VARIABLE = "GYRE_MOUNTS"
 PROXY_TIMEOUT = 5.0  # seconds for a pod's answer through the API server
 # The plural of each kind Gyre creates or reads, for building request paths.
 PLURALS = {
@@ -67,12 +72,28 @@ def refusal_message(error: ApiException) -> str:
         return str(error.reason)
 
 
+def mounted_path(path: str, environ: Mapping[str, str]) -> str:
+    """Where a container path is: under the local directory that the local cluster's process
+    kubelet, which cannot mount, put behind the path's mount (its GYRE_MOUNTS table,
+    {mountPath: directory}); elsewhere the path itself."""
+    mounts: dict[str, str] = json.loads(environ.get(MOUNTS_VARIABLE) or "{}")
+    for mount_path in sorted(mounts, key=len, reverse=True):
+        relative = posixpath.relpath(path, mount_path)
+        if relative != ".." and not relative.startswith("../"):
+            return posixpath.normpath(posixpath.join(mounts[mount_path], relative))
+    return path
+
+
 def client_configuration(kubeconfig: str | None) -> client.Configuration:
-    """The client settings for a kubeconfig file, else KUBECONFIG / ~/.kube/config, else the
-    in-cluster service account."""
+    """The client settings for a kubeconfig file, else in-cluster (the pod's service account)
+    when in a pod, else KUBECONFIG / ~/.kube/config."""
     configuration = client.Configuration()
     if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        directory = mounted_path(SERVICE_ACCOUNT_DIRECTORY, os.environ)
+        config.incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
+            token_filename=posixpath.join(directory, "token"),
+            cert_filename=posixpath.join(directory, "ca.crt"),
+        ).load_and_set(configuration)
     else:
         config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=kubeconfig, client_configuration=configuration
@@ -80,10 +101,13 @@ def client_configuration(kubeconfig: str | None) -> client.Configuration:
     return configuration
 
 
-def connection_from_kubeconfig(path: str) -> kopf.ConnectionInfo:
-    """kopf's connection settings for the current context of a kubeconfig file."""
-    configuration = client_configuration(path)
-    token = configuration.api_key.get("authorization", "").removeprefix("Bearer ").strip()
+def connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:
+    """kopf's connection settings for a kubeconfig file, else as `client_configuration`."""
+    configuration = client_configuration(kubeconfig)
+    header = configuration.get_api_key_with_prefix(
+        "BearerToken"
+    ) or configuration.get_api_key_with_prefix("authorization")
+    token = (header or "").split(" ", 1)[-1].strip()
     return kopf.ConnectionInfo(
         server=configuration.host,
         ca_path=configuration.ssl_ca_cert,
@@ -200,7 +224,7 @@ class Kube:
 
     @classmethod
     def connect(cls, kubeconfig: str | None) -> Kube:
-        """A client for --kubeconfig, else KUBECONFIG / ~/.kube/config, else in-cluster."""
+        """A client for --kubeconfig, else in-cluster in a pod, else KUBECONFIG."""
         configuration = client_configuration(kubeconfig)
         configuration.connection_pool_maxsize = API_THREADS
         return cls(client.ApiClient(configuration))

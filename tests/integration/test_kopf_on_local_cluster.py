@@ -56,13 +56,13 @@ WIDGET_CRD = {
 }
 
 
-def build_registry(url: str, seen: dict[str, Any]) -> kopf.OperatorRegistry:
+def build_registry(cluster: LocalCluster, seen: dict[str, Any]) -> kopf.OperatorRegistry:
     """A test operator: a child ConfigMap per Widget, a timer, a daemon and a delete handler."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=url, insecure=True)
+        return kopf.ConnectionInfo(server=cluster.url, ca_path=str(cluster.ca_path))
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -78,7 +78,7 @@ def build_registry(url: str, seen: dict[str, Any]) -> kopf.OperatorRegistry:
             "data": {"size": str(spec["size"])},
         }
         kopf.adopt(child, owner=body)
-        client.CoreV1Api(api_client(url)).create_namespaced_config_map(
+        client.CoreV1Api(cluster.api_client()).create_namespaced_config_map(
             body.metadata.namespace, child
         )
         return {"child": child["metadata"]["name"]}
@@ -103,12 +103,6 @@ def build_registry(url: str, seen: dict[str, Any]) -> kopf.OperatorRegistry:
     return registry
 
 
-def api_client(url: str) -> client.ApiClient:
-    configuration = client.Configuration()
-    configuration.host = url
-    return client.ApiClient(configuration)
-
-
 @pytest.fixture
 def cluster() -> Iterator[LocalCluster]:
     with running_cluster(kubelet="simulated") as running:
@@ -122,7 +116,7 @@ def test_kopf_operator_lifecycle(cluster: LocalCluster) -> None:
     seen: dict[str, Any] = {}
     stop = threading.Event()
     ready = threading.Event()
-    registry = build_registry(cluster.url, seen)
+    registry = build_registry(cluster, seen)
 
     def run() -> None:
         asyncio.run(
@@ -228,7 +222,7 @@ def test_kopf_peering_registers_the_operator(cluster: LocalCluster) -> None:
         {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "gyre"}},
     )
     stop = threading.Event()
-    registry = build_registry(cluster.url, {})
+    registry = build_registry(cluster, {})
 
     def run() -> None:
         asyncio.run(

@@ -315,7 +315,7 @@ def test_access_reviews_allow_everything_and_are_create_only(cluster: LocalClust
     assert subject.status is not None and subject.status.allowed is True
     url = f"{cluster.url}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
     with pytest.raises(urllib.error.HTTPError) as raised:
-        urllib.request.urlopen(url)
+        urllib.request.urlopen(url, context=cluster.ssl_context())
     assert raised.value.code == 405
 
 
@@ -524,7 +524,7 @@ def test_events_k8s_io_watch_shows_the_view(cluster: LocalCluster, kubectl: Kube
         f"{cluster.url}/apis/events.k8s.io/v1/namespaces/{namespace}/events?watch=true"
         "&fieldSelector=regarding.kind%3DDeployment&timeoutSeconds=1"
     )
-    with urllib.request.urlopen(url) as stream:
+    with urllib.request.urlopen(url, context=cluster.ssl_context()) as stream:
         first = json.loads(stream.readline())
     assert first["type"] == "ADDED"
     assert first["object"]["apiVersion"] == "events.k8s.io/v1"

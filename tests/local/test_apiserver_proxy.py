@@ -78,6 +78,14 @@ def proxy(cluster: LocalCluster, kind: str, target: str, path: str = "") -> str:
     return f"{cluster.url}/api/v1/namespaces/{NS}/{kind}/{target}/proxy{path}"
 
 
+def http(cluster: LocalCluster) -> requests.Session:
+    """A session trusting the cluster's CA (and only it: no CA bundle from the environment)."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(cluster.ca_path)
+    return session
+
+
 def status_of(response: requests.Response) -> tuple[int, str, str]:
     body = response.json()
     assert (body["kind"], body["status"], body["code"]) == (
@@ -92,7 +100,7 @@ def status_of(response: requests.Response) -> tuple[int, str, str]:
 def test_pod_proxy_forwards_query_and_headers_to_the_first_container_port(
     cluster: LocalCluster,
 ) -> None:
-    response = requests.get(
+    response = http(cluster).get(
         proxy(cluster, "pods", "echo", "/metrics?x=1&y=a%20b"), headers={"X-Test": "yes"}
     )
     assert response.status_code == 200
@@ -112,7 +120,7 @@ def test_pod_proxy_forwards_every_method_with_its_body_to_a_numbered_port(
     cluster: LocalCluster, method: str
 ) -> None:
     for target in ("echo:9090", "http:echo:9090"):
-        response = requests.request(
+        response = http(cluster).request(
             method, proxy(cluster, "pods", target, "/v2/infer"), data=b'{"inputs": []}'
         )
         reply = response.json()
@@ -131,13 +139,13 @@ def test_pod_proxy_forwards_every_method_with_its_body_to_a_numbered_port(
 def test_pod_proxy_path_is_what_follows_proxy(
     cluster: LocalCluster, path: str, forwarded: str
 ) -> None:
-    assert requests.get(proxy(cluster, "pods", "echo", path)).json()["path"] == forwarded
+    assert http(cluster).get(proxy(cluster, "pods", "echo", path)).json()["path"] == forwarded
 
 
 @pytest.mark.usefixtures("pods")
 def test_pod_port_names_are_not_resolved_as_kube_apiserver_does_not(cluster: LocalCluster) -> None:
     # kube-apiserver dials podIP:metrics: its dialer knows service names, not container ports.
-    response = requests.get(proxy(cluster, "pods", "echo:metrics", "/metrics"))
+    response = http(cluster).get(proxy(cluster, "pods", "echo:metrics", "/metrics"))
     assert status_of(response) == (
         503,
         "ServiceUnavailable",
@@ -147,17 +155,19 @@ def test_pod_port_names_are_not_resolved_as_kube_apiserver_does_not(cluster: Loc
 
 @pytest.mark.usefixtures("pods")
 def test_service_proxy_by_port_name_number_and_default(cluster: LocalCluster) -> None:
-    by_name = requests.get(proxy(cluster, "services", "echo:metrics", "/m?q=1")).json()
+    by_name = http(cluster).get(proxy(cluster, "services", "echo:metrics", "/m?q=1")).json()
     assert (by_name["listener"], by_name["path"]) == ("metrics", "/m?q=1")
-    by_number = requests.post(proxy(cluster, "services", "http:echo:80", "/x"), data=b"hi").json()
+    by_number = (
+        http(cluster).post(proxy(cluster, "services", "http:echo:80", "/x"), data=b"hi").json()
+    )
     assert (by_number["listener"], by_number["method"], by_number["body"]) == ("http", "POST", "hi")
     # Without a port only a Service port without a name is meant: echo has none.
-    assert status_of(requests.get(proxy(cluster, "services", "echo"))) == (
+    assert status_of(http(cluster).get(proxy(cluster, "services", "echo"))) == (
         503,
         "ServiceUnavailable",
         'no endpoints available for service "echo"',
     )
-    assert status_of(requests.get(proxy(cluster, "services", "echo:81"))) == (
+    assert status_of(http(cluster).get(proxy(cluster, "services", "echo:81"))) == (
         503,
         "ServiceUnavailable",
         'no service port 81 found for service "echo"',
@@ -167,7 +177,7 @@ def test_service_proxy_by_port_name_number_and_default(cluster: LocalCluster) ->
 @pytest.mark.usefixtures("pods")
 @pytest.mark.parametrize(("kind", "target"), [("pods", "nope:8080"), ("services", "nope")])
 def test_missing_objects_are_not_found(cluster: LocalCluster, kind: str, target: str) -> None:
-    response = requests.get(proxy(cluster, kind, target, "/metrics"))
+    response = http(cluster).get(proxy(cluster, kind, target, "/metrics"))
     assert status_of(response) == (404, "NotFound", f'{kind} "nope" not found')
 
 
@@ -183,7 +193,7 @@ def test_missing_objects_are_not_found(cluster: LocalCluster, kind: str, target:
 def test_pods_without_a_listening_local_port_are_unavailable(
     cluster: LocalCluster, target: str, message: str
 ) -> None:
-    code, reason, text = status_of(requests.get(proxy(cluster, "pods", target, "/metrics")))
+    code, reason, text = status_of(http(cluster).get(proxy(cluster, "pods", target, "/metrics")))
     assert (code, reason) == (503, "ServiceUnavailable")
     assert text.startswith(f"error trying to reach service: {message}")
 
@@ -193,14 +203,14 @@ def test_backend_failures_are_unavailable(cluster: LocalCluster, core: client.Co
     ports = json.loads(
         core.read_namespaced_pod("silent", NS).metadata.annotations["local.gyre.dev/ports"]
     )
-    refused = status_of(requests.get(proxy(cluster, "pods", "silent", "/metrics")))
+    refused = status_of(http(cluster).get(proxy(cluster, "pods", "silent", "/metrics")))
     assert refused == (
         503,
         "ServiceUnavailable",
         "error trying to reach service: "
         f"dial tcp 127.0.0.1:{ports['8080']}: connect: connection refused",
     )
-    code, reason, message = status_of(requests.get(proxy(cluster, "pods", "echo", "/crash")))
+    code, reason, message = status_of(http(cluster).get(proxy(cluster, "pods", "echo", "/crash")))
     assert (code, reason) == (503, "ServiceUnavailable")
     assert message.startswith("error trying to reach service: ")
 
@@ -217,7 +227,11 @@ def test_backend_failures_are_unavailable(cluster: LocalCluster, core: client.Co
 def test_malformed_targets_are_bad_requests(
     cluster: LocalCluster, target: str, message: str
 ) -> None:
-    assert status_of(requests.get(proxy(cluster, "pods", target))) == (400, "BadRequest", message)
+    assert status_of(http(cluster).get(proxy(cluster, "pods", target))) == (
+        400,
+        "BadRequest",
+        message,
+    )
 
 
 @pytest.mark.usefixtures("pods")

@@ -498,7 +498,9 @@ def test_table_json_of_a_list(
     spec = {"replicas": 0, "selector": {"matchLabels": {"app": "j"}}, "template": template}
     apps.create_namespaced_deployment(namespace, {"metadata": {"name": "zero"}, "spec": spec})
     path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
-    with urllib.request.urlopen(table_request(cluster, path), timeout=10) as response:
+    with urllib.request.urlopen(
+        table_request(cluster, path), timeout=10, context=cluster.ssl_context()
+    ) as response:
         table = json.load(response)
     assert (table["kind"], table["apiVersion"]) == ("Table", "meta.k8s.io/v1")
     columns = [
@@ -530,7 +532,9 @@ def test_watch_tables_carry_column_definitions_once(
         namespace, {"metadata": {"name": "second"}, "data": {"k": "v"}}
     )
     path = f"/api/v1/namespaces/{namespace}/configmaps?watch=true&resourceVersion={listed}"
-    with urllib.request.urlopen(table_request(cluster, path), timeout=10) as stream:
+    with urllib.request.urlopen(
+        table_request(cluster, path), timeout=10, context=cluster.ssl_context()
+    ) as stream:
         events = [json.loads(stream.readline()) for _ in range(2)]
     assert [(e["type"], e["object"]["kind"]) for e in events] == [("ADDED", "Table")] * 2
     first, second = (e["object"] for e in events)
@@ -714,7 +718,9 @@ def test_custom_resource_columns_keep_their_types(
         custom = client.CustomObjectsApi(cluster.api_client())
         wait_for(lambda: create_widget(custom, namespace, widget))
         path = f"/apis/example.com/v1/namespaces/{namespace}/widgets"
-        with urllib.request.urlopen(table_request(cluster, path), timeout=10) as response:
+        with urllib.request.urlopen(
+            table_request(cluster, path), timeout=10, context=cluster.ssl_context()
+        ) as response:
             table = json.load(response)
         columns = [(c["name"], c["type"], c["priority"]) for c in table["columnDefinitions"]]
         assert columns == [

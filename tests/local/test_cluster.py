@@ -56,9 +56,9 @@ def kubectl(cluster: LocalCluster, *args: str, stdin: str | None = None) -> str:
 
 def test_kubeconfig_points_at_the_cluster(cluster: LocalCluster) -> None:
     written = yaml.safe_load(Path(cluster.kubeconfig_path).read_text())
-    assert written == kubeconfig(cluster.url)
+    assert written == kubeconfig(cluster.url, cluster.pki)
     assert written["current-context"] == "gyre-local"
-    assert cluster.url.startswith("http://127.0.0.1:")
+    assert cluster.url.startswith("https://127.0.0.1:")
 
 
 def test_kubectl_apply_wait_get_and_logs(cluster: LocalCluster) -> None:

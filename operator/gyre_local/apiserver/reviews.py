@@ -1,6 +1,7 @@
 """The create-only kinds of authorization.k8s.io and authentication.k8s.io, and ServiceAccount
 tokens: access reviews allow everything (nothing is authorized locally), SelfSubjectReview
-names the caller, TokenRequest issues signed tokens that TokenReview authenticates.
+names the caller, TokenRequest (and the kubelet, for projected volumes: `issue_token`) issues
+signed tokens that TokenReview authenticates.
 
 kubectl posts these kinds in protobuf, so their few request fields are read from protobuf
 (or JSON/YAML) bodies here; answers are JSON, which kubectl accepts too."""
@@ -13,11 +14,13 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 
+from gyre_local.store.admission import TOKEN_EXPIRATION_SECONDS
 from gyre_local.store.builtins import ResourceType
 from gyre_local.store.store import ApiError, Store, bad_request, invalid
 
@@ -27,9 +30,14 @@ TOKEN_SUBRESOURCE = "token"
 NOT_ENFORCED = "the local cluster does not enforce authorization"
 ADMIN_USER = {"username": "local-admin", "groups": ["system:masters", "system:authenticated"]}
 API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
-# kube-apiserver's defaults and floor for TokenRequest.spec.expirationSeconds.
-_DEFAULT_EXPIRATION = 3600
+# kube-apiserver's default and floor for TokenRequest.spec.expirationSeconds (the default is
+# a projected token's too).
+DEFAULT_TOKEN_EXPIRATION = 3600
 _MIN_EXPIRATION = 600
+# kube-apiserver (--service-account-extend-token-expiration) issues pod-bound tokens asked for
+# with the kubelet's projected expiration for a year, sparing clients that never re-read them,
+# while reporting the expiry asked for.
+_EXTENDED_EXPIRATION = 365 * 24 * 3600
 # Signs the tokens this process issues; tokens do not outlive it, as nothing else is persisted.
 _SIGNING_KEY = secrets.token_bytes(32)
 _PROTOBUF_MAGIC = b"k8s\x00"
@@ -146,8 +154,7 @@ def _all_rules() -> dict[str, Any]:
 
 def _token_request(store: Store, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     """Issue a token for a ServiceAccount (which must exist), as TokenRequest does."""
-    account = store.get("", "serviceaccounts", namespace, name)
-    expiration = spec.get("expirationSeconds") or _DEFAULT_EXPIRATION
+    expiration = spec.get("expirationSeconds") or DEFAULT_TOKEN_EXPIRATION
     if not isinstance(expiration, int) or expiration < _MIN_EXPIRATION:
         raise invalid(
             _TOKEN_REQUEST,
@@ -161,26 +168,66 @@ def _token_request(store: Store, namespace: str, name: str, spec: dict[str, Any]
             ],
         )
     audiences = spec.get("audiences") or [API_AUDIENCE]
-    issued = int(time.time())
-    claims = {
-        "aud": audiences,
-        "exp": issued + expiration,
-        "iat": issued,
-        "iss": API_AUDIENCE,
-        "kubernetes.io": {
-            "namespace": namespace,
-            "serviceaccount": {"name": name, "uid": account["metadata"]["uid"]},
-        },
-        "nbf": issued,
-        "sub": f"system:serviceaccount:{namespace}:{name}",
-    }
+    bound = spec.get("boundObjectRef") or {}
+    pod = _bound_pod(store, namespace, bound) if bound.get("kind") == "Pod" else None
+    token, expires = issue_token(
+        store, namespace, name, audiences=audiences, expiration=expiration, pod=pod
+    )
     return {
         "kind": "TokenRequest",
         "apiVersion": f"{AUTHENTICATION_GROUP}/v1",
         "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
         "spec": {**spec, "audiences": audiences, "expirationSeconds": expiration},
-        "status": {"token": _sign(claims), "expirationTimestamp": _rfc3339(issued + expiration)},
+        "status": {"token": token, "expirationTimestamp": _rfc3339(expires)},
     }
+
+
+def _bound_pod(store: Store, namespace: str, reference: dict[str, Any]) -> dict[str, Any]:
+    """The pod a TokenRequest binds its token to (404 if missing, 409 if its uid differs)."""
+    pod = store.get("", "pods", namespace, str(reference.get("name") or ""))
+    uid = reference.get("uid")
+    if uid and uid != pod["metadata"]["uid"]:
+        raise ApiError(
+            409,
+            "Conflict",
+            f"the UID in the bound object reference ({uid}) does not match the UID in record. "
+            "The object might have been deleted and then recreated",
+        )
+    return pod
+
+
+def issue_token(
+    store: Store,
+    namespace: str,
+    name: str,
+    *,
+    audiences: Sequence[str] = (API_AUDIENCE,),
+    expiration: int = DEFAULT_TOKEN_EXPIRATION,
+    pod: Mapping[str, Any] | None = None,
+) -> tuple[str, int]:
+    """A token of the ServiceAccount namespace/name (which must exist), bound to `pod` when
+    given, and its expiry as it is reported (epoch seconds)."""
+    account = store.get("", "serviceaccounts", namespace, name)
+    issued = int(time.time())
+    lifetime = expiration
+    if pod is not None and expiration == TOKEN_EXPIRATION_SECONDS:
+        lifetime = _EXTENDED_EXPIRATION
+    identity: dict[str, Any] = {
+        "namespace": namespace,
+        "serviceaccount": {"name": name, "uid": account["metadata"]["uid"]},
+    }
+    if pod is not None:
+        identity["pod"] = {"name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}
+    claims = {
+        "aud": list(audiences),
+        "exp": issued + lifetime,
+        "iat": issued,
+        "iss": API_AUDIENCE,
+        "kubernetes.io": identity,
+        "nbf": issued,
+        "sub": f"system:serviceaccount:{namespace}:{name}",
+    }
+    return _sign(claims), issued + expiration
 
 
 def _token_review(store: Store, spec: dict[str, Any]) -> dict[str, Any]:
@@ -210,7 +257,7 @@ def _token_user(store: Store, token: str, audiences: tuple[str, ...]) -> dict[st
         return None
     if live["metadata"]["uid"] != account["uid"]:
         return None
-    return {
+    user: dict[str, Any] = {
         "username": claims["sub"],
         "uid": account["uid"],
         "groups": [
@@ -219,6 +266,23 @@ def _token_user(store: Store, token: str, audiences: tuple[str, ...]) -> dict[st
             "system:authenticated",
         ],
     }
+    if pod := identity.get("pod"):
+        if not _pod_exists(store, namespace, pod):
+            return None
+        user["extra"] = {
+            "authentication.kubernetes.io/pod-name": [pod["name"]],
+            "authentication.kubernetes.io/pod-uid": [pod["uid"]],
+        }
+    return user
+
+
+def _pod_exists(store: Store, namespace: str, pod: Mapping[str, str]) -> bool:
+    """Whether the pod a token is bound to still exists (the same pod: same uid)."""
+    try:
+        live = store.get("", "pods", namespace, pod["name"])
+    except ApiError:
+        return False
+    return bool(live["metadata"]["uid"] == pod["uid"])
 
 
 def _sign(claims: dict[str, Any]) -> str:

@@ -1,24 +1,37 @@
-"""The objects a cluster's own components keep: the kubelet's Node, the default StorageClass
-and, as kube-controller-manager's serviceaccount controller does, a `default` ServiceAccount in
-every namespace."""
+"""The objects a cluster's own components keep: the kubelet's Node, the default StorageClass,
+the `kubernetes` Service naming the API server, and in every namespace a `default`
+ServiceAccount and the `kube-root-ca.crt` ConfigMap, as kube-controller-manager keeps them."""
 
 from __future__ import annotations
 
 import os
 import platform
+from abc import abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
 from gyre_local.clock import now_rfc3339
 from gyre_local.controllers.objects import is_deleting
 from gyre_local.controllers.reconciler import Controller, Key
+from gyre_local.jsoncopy import json_copy
 from gyre_local.kubelet.state import NODE_NAME
+from gyre_local.store.admission import DEFAULT_SERVICE_ACCOUNT, ROOT_CA_CONFIGMAP
 from gyre_local.store.builtins import DEFAULT_CLASS_ANNOTATION
 from gyre_local.store.store import ApiError, Store
 
 KUBELET_VERSION = "v1.32.0"
 DEFAULT_STORAGE_CLASS = "standard"
-DEFAULT_SERVICE_ACCOUNT = "default"
+ROOT_CA_DESCRIPTION_ANNOTATION = "kubernetes.io/description"
+_ROOT_CA_DESCRIPTION = (
+    "Contains a CA bundle that can be used to verify the kube-apiserver when using internal "
+    "endpoints such as the internal service IP or kubernetes.default.svc. No other usage is "
+    "guaranteed across distributions of Kubernetes clusters."
+)
+API_SERVICE_NAMESPACE = "default"
+API_SERVICE_NAME = "kubernetes"
+# The first address of the Service range, as kube-apiserver gives the `kubernetes` Service (the
+# store assigns other Services the addresses after it).
+API_SERVICE_IP = "10.96.0.1"
 # What a kubelet allows by default (--max-pods).
 _MAX_PODS = "110"
 _ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
@@ -115,37 +128,177 @@ def _condition(kind: str, status: str, reason: str, message: str, now: str) -> d
     }
 
 
-class ServiceAccountController(Controller):
-    """Keeps a `default` ServiceAccount in every live namespace (recreated if deleted)."""
+class NamespaceObjectController(Controller):
+    """Keeps one core object named `name` in every live namespace, recreated if deleted and
+    with its `restored` fields put back if changed. Subclasses give `plural`, `name`,
+    `restored` and `desired`."""
 
     resource = ("", "namespaces")
+    plural: str
+    name: str
+    restored: tuple[str, ...] = ()
+
+    @abstractmethod
+    def desired(self, namespace: str) -> dict[str, Any]:
+        """The object the namespace must hold."""
 
     def sources(self) -> Iterable[tuple[str, str, Any]]:
-        """ServiceAccounts, mapped to their namespace when they are the default one."""
-        return [("", "serviceaccounts", _namespace_of_default)]
+        """The kept objects, mapped to their namespace."""
+        return [("", self.plural, self._namespace_of_kept)]
 
     def reconcile(self, namespace: str, name: str) -> float | None:
-        """Create the namespace's default ServiceAccount if it is missing."""
-        if not self._exists("namespaces", None, name, live=True):
+        """Create the namespace's object if it is missing, restore it if it changed."""
+        if not _is_live(_get(self.store, "namespaces", None, name)):
             return None
-        if not self._exists("serviceaccounts", name, DEFAULT_SERVICE_ACCOUNT, live=False):
-            account = {"metadata": {"name": DEFAULT_SERVICE_ACCOUNT, "namespace": name}}
-            self.store.create("", "serviceaccounts", name, account)
+        wanted = self.desired(name)
+        current = _get(self.store, self.plural, name, self.name)
+        if current is None:
+            self.store.create("", self.plural, name, wanted)
+        elif any(current.get(field) != wanted.get(field) for field in self.restored):
+            restored = {field: wanted.get(field) for field in self.restored}
+            self.store.replace("", self.plural, name, self.name, {**current, **restored})
         return None
 
-    def _exists(self, plural: str, namespace: str | None, name: str, *, live: bool) -> bool:
-        """Whether a core object exists (and, if `live`, is not being deleted)."""
-        try:
-            obj = self.store.get("", plural, namespace, name)
-        except ApiError as error:
-            if error.code != 404:
-                raise
-            return False
-        return not (live and is_deleting(obj))
+    def _namespace_of_kept(self, obj: dict[str, Any]) -> list[Key]:
+        metadata = obj.get("metadata") or {}
+        if metadata.get("name") != self.name:
+            return []
+        return [("", metadata.get("namespace", ""))]
 
 
-def _namespace_of_default(account: dict[str, Any]) -> list[Key]:
-    metadata = account.get("metadata") or {}
-    if metadata.get("name") != DEFAULT_SERVICE_ACCOUNT:
-        return []
-    return [("", metadata.get("namespace", ""))]
+class ServiceAccountController(NamespaceObjectController):
+    """A `default` ServiceAccount in every namespace, as kube-controller-manager's serviceaccount
+    controller keeps."""
+
+    plural = "serviceaccounts"
+    name = DEFAULT_SERVICE_ACCOUNT
+
+    def desired(self, namespace: str) -> dict[str, Any]:
+        """The namespace's default ServiceAccount."""
+        return {"metadata": {"name": self.name, "namespace": namespace}}
+
+
+class RootCAPublisher(NamespaceObjectController):
+    """The ConfigMap `kube-root-ca.crt` with the cluster's CA in every namespace, as
+    kube-controller-manager's root-ca-cert-publisher keeps it."""
+
+    plural = "configmaps"
+    name = ROOT_CA_CONFIGMAP
+    restored = ("data",)
+
+    def __init__(self, store: Store, ca_pem: str) -> None:
+        super().__init__(store)
+        self._ca_pem = ca_pem
+
+    def desired(self, namespace: str) -> dict[str, Any]:
+        """The namespace's kube-root-ca.crt ConfigMap."""
+        return {
+            "metadata": {
+                "name": self.name,
+                "namespace": namespace,
+                "annotations": {ROOT_CA_DESCRIPTION_ANNOTATION: _ROOT_CA_DESCRIPTION},
+            },
+            "data": {"ca.crt": self._ca_pem},
+        }
+
+
+def api_server_service(port: int) -> dict[str, Any]:
+    """The `kubernetes` Service, as kube-apiserver keeps it in `default`: no selector, port
+    `https` 443 (its Endpoints name the API server), reached on the API server's `port`."""
+    https = {"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}
+    return {
+        "metadata": {
+            "name": API_SERVICE_NAME,
+            "namespace": API_SERVICE_NAMESPACE,
+            "labels": {"component": "apiserver", "provider": "kubernetes"},
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": API_SERVICE_IP,
+            "ports": [https],
+            "sessionAffinity": "None",
+        },
+    }
+
+
+def api_server_endpoints(port: int) -> dict[str, Any]:
+    """The `kubernetes` Service's Endpoints: the API server's HTTPS listener."""
+    return {
+        "metadata": {
+            "name": API_SERVICE_NAME,
+            "namespace": API_SERVICE_NAMESPACE,
+            # kube-apiserver keeps EndpointSlices of its own, so these are not mirrored.
+            "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
+        },
+        "subsets": [
+            {
+                "addresses": [{"ip": "127.0.0.1"}],
+                "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+            }
+        ],
+    }
+
+
+class ApiServerServiceController(Controller):
+    """Keeps the `kubernetes` Service and its Endpoints pointing at the API server's port, as
+    kube-apiserver's bootstrap controller does: recreated if deleted, restored if changed."""
+
+    resource = ("", "services")
+
+    def __init__(self, store: Store, port: int) -> None:
+        super().__init__(store)
+        self._port = port
+
+    def sources(self) -> Iterable[tuple[str, str, Any]]:
+        """The API server's Endpoints."""
+        return [("", "endpoints", _api_service_key)]
+
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        """Create or restore the Service and its Endpoints."""
+        if (namespace, name) == (API_SERVICE_NAMESPACE, API_SERVICE_NAME):
+            ensure_api_server_service(self.store, self._port)
+        return None
+
+
+def ensure_api_server_service(store: Store, port: int) -> None:
+    """Create the `kubernetes` Service and Endpoints for an API server on `port`, or restore
+    their ports and addresses."""
+    _create_or_restore(store, "services", api_server_service(port), ("ports",))
+    _create_or_restore(store, "endpoints", api_server_endpoints(port), ())
+
+
+def _create_or_restore(
+    store: Store, plural: str, wanted: dict[str, Any], spec_fields: tuple[str, ...]
+) -> None:
+    """Create `wanted`, or put back its `subsets` and the named spec fields if they changed."""
+    current = _get(store, plural, API_SERVICE_NAMESPACE, API_SERVICE_NAME)
+    if current is None:
+        store.create("", plural, API_SERVICE_NAMESPACE, wanted)
+        return
+    updated = json_copy(current)
+    for field in spec_fields:
+        updated.setdefault("spec", {})[field] = wanted["spec"][field]
+    if "subsets" in wanted:
+        updated["subsets"] = wanted["subsets"]
+    if updated != current:
+        store.replace("", plural, API_SERVICE_NAMESPACE, API_SERVICE_NAME, updated)
+
+
+def _api_service_key(obj: dict[str, Any]) -> list[Key]:
+    metadata = obj.get("metadata") or {}
+    key = (metadata.get("namespace", ""), metadata.get("name", ""))
+    return [key] if key == (API_SERVICE_NAMESPACE, API_SERVICE_NAME) else []
+
+
+def _get(store: Store, plural: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+    """A core object, or None when it does not exist."""
+    try:
+        return store.get("", plural, namespace, name)
+    except ApiError as error:
+        if error.code != 404:
+            raise
+        return None
+
+
+def _is_live(obj: dict[str, Any] | None) -> bool:
+    return obj is not None and not is_deleting(obj)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gyre_local.apiserver.reviews import API_AUDIENCE, DEFAULT_TOKEN_EXPIRATION, issue_token
+from gyre_local.controllers.system import API_SERVICE_NAME, API_SERVICE_NAMESPACE
 from gyre_local.kubelet.probes import ProbeContext, ProbeEvents, run_probe
 from gyre_local.kubelet.state import (
     NODE_NAME,
@@ -33,10 +35,13 @@ from gyre_local.kubelet.state import (
     PodRecord,
     restarts,
 )
+from gyre_local.store.admission import service_account_name
 from gyre_local.store.store import ApiError, Store
 
 T = TypeVar("T")
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
+# {mountPath: local directory} of a container's mounts, for programs that compute paths.
+MOUNTS_VARIABLE = "GYRE_MOUNTS"
 FALLBACK_LOG_LINES = 80
 FALLBACK_LOG_BYTES = 2048
 _OUTPUT_CHUNK = 64 * 1024
@@ -316,7 +321,26 @@ class VolumeBuilder:
                     self._write(path, self._secret_data(sub, "name"), sub.get("items"))
                 elif sub := projection.get("downwardAPI"):
                     self._write(path, self._downward_data(sub), None)
+                elif sub := projection.get("serviceAccountToken"):
+                    self._write(path, {sub["path"]: self._token(sub)}, None)
         return path
+
+    def _token(self, projection: Mapping[str, Any]) -> bytes:
+        """A token of the pod's service account bound to the pod, as the kubelet requests it
+        (written once: the local API server's pod-bound tokens outlive any local run)."""
+        audience = projection.get("audience")
+        try:
+            token, _ = issue_token(
+                self._store,
+                self._namespace,
+                service_account_name(self._pod),
+                audiences=[audience] if audience else (API_AUDIENCE,),
+                expiration=int(projection.get("expirationSeconds") or DEFAULT_TOKEN_EXPIRATION),
+                pod=self._pod,
+            )
+        except ApiError as error:
+            raise ContainerConfigError(error.message) from error
+        return token.encode()
 
     def _lookup(self, plural: str, name: str, optional: bool) -> dict[str, Any] | None:
         try:
@@ -356,6 +380,39 @@ class VolumeBuilder:
             target = directory / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data[key])
+
+
+def api_server_variables(service: Mapping[str, Any] | None) -> dict[str, str]:
+    """The variables a kubelet gives every container for the `kubernetes` Service (none
+    without it), pointing at the API server's local listener, 127.0.0.1 and the Service's
+    target port, rather than at its cluster IP and port 443 (which the names keep)."""
+    ports = ((service or {}).get("spec") or {}).get("ports") or []
+    if not ports:
+        return {}
+    host = POD_IP
+    variables = {"KUBERNETES_SERVICE_HOST": host}
+    for index, port in enumerate(ports):
+        local = str(port["targetPort"])
+        protocol = str(port.get("protocol", "TCP"))
+        address = f"{protocol.lower()}://{host}:{local}"
+        prefix = f"KUBERNETES_PORT_{port['port']}_{protocol}"
+        if index == 0:
+            variables |= {"KUBERNETES_SERVICE_PORT": local, "KUBERNETES_PORT": address}
+        if port.get("name"):
+            variables[f"KUBERNETES_SERVICE_PORT_{env_name(port['name'])}"] = local
+        variables |= {
+            prefix: address,
+            f"{prefix}_PROTO": protocol.lower(),
+            f"{prefix}_PORT": local,
+            f"{prefix}_ADDR": host,
+        }
+    return variables
+
+
+def _host_environment() -> dict[str, str]:
+    """The kubelet's own environment, which containers start from, without KUBECONFIG: a pod
+    has no kubeconfig unless it sets the variable itself."""
+    return {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
 
 
 def secret_bytes(secret: Mapping[str, Any]) -> dict[str, bytes]:
@@ -589,7 +646,7 @@ class ProcessPod:
         rewrite = PathRewriter(mounts)
         local = self._local_env(spec, volumes, termination)
         defined = self._container_env(spec, local, rewrite) | local
-        env = {**os.environ, **self._extra_env, **defined}
+        env = {**_host_environment(), **self._extra_env, **defined}
         argv = [expand(rewrite(a), defined) for a in self._argv(spec)]
         working_dir = spec.get("workingDir")
         cwd = rewrite(working_dir) if working_dir else str(self._files.root / "work")
@@ -636,17 +693,21 @@ class ProcessPod:
             local[f"GYRE_PORT_{env_name(label)}"] = str(
                 self._local_ports[int(port["containerPort"])]
             )
+        mounts: dict[str, str] = {}
         for mount in spec.get("volumeMounts") or []:
             if mount["name"] in volumes:
                 path = volumes[mount["name"]] / mount.get("subPath", "")
                 local[f"GYRE_MOUNT_{env_name(mount['name'])}"] = str(path)
+                mounts[mount["mountPath"]] = str(path)
+        local[MOUNTS_VARIABLE] = json.dumps(mounts, sort_keys=True)
         return local
 
     def _container_env(
         self, spec: Mapping[str, Any], local: Mapping[str, str], rewrite: PathRewriter
     ) -> dict[str, str]:
-        """The container's own variables (envFrom then env), expanded like Kubernetes does."""
-        defined: dict[str, str] = dict(local)
+        """The `kubernetes` Service's variables, then the container's own (envFrom then env),
+        expanded like Kubernetes does."""
+        defined: dict[str, str] = {**api_server_variables(self._api_server_service()), **local}
         for source in spec.get("envFrom") or []:
             prefix = source.get("prefix", "")
             if ref := source.get("configMapRef"):
@@ -694,6 +755,12 @@ class ProcessPod:
         if ref.get("optional"):
             return None
         raise ContainerConfigError(f"couldn't find key {ref['key']} in {ref['name']}")
+
+    def _api_server_service(self) -> dict[str, Any] | None:
+        try:
+            return self._store.get("", "services", API_SERVICE_NAMESPACE, API_SERVICE_NAME)
+        except ApiError:
+            return None
 
     def _get(self, plural: str, name: str, optional: bool) -> dict[str, Any] | None:
         namespace = (self.pod.get("metadata") or {}).get("namespace", "default")

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from gyre_local.controllers.informer import watch_forever
+from gyre_local.controllers.system import API_SERVICE_NAME, API_SERVICE_NAMESPACE
 from gyre_local.proxy.relay import HOST, BackendError, Relay
 from gyre_local.store.store import ApiError, Store
 
@@ -102,7 +103,7 @@ class ServiceProxy:
         namespace, name = metadata.get("namespace", "default"), metadata["name"]
         spec = service.get("spec") or {}
         wanted: dict[int, dict[str, Any]] = {}
-        if event_type != "DELETED" and _proxied(spec):
+        if event_type != "DELETED" and _proxied(spec) and not _is_api_server(namespace, name):
             wanted = {int(p["port"]): p for p in spec.get("ports") or []}
         for key in [k for k in self._listeners if k[:2] == (namespace, name)]:
             if key[2] not in wanted:
@@ -257,6 +258,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 def _proxied(spec: Mapping[str, Any]) -> bool:
     return spec.get("type", "ClusterIP") in PROXIED_TYPES and spec.get("clusterIP") != "None"
+
+
+def _is_api_server(namespace: str, name: str) -> bool:
+    """Whether a Service is the API server's own: its clients speak TLS to the API server's
+    port (KUBERNETES_SERVICE_HOST/PORT), which an HTTP proxy cannot forward."""
+    return (namespace, name) == (API_SERVICE_NAMESPACE, API_SERVICE_NAME)
 
 
 def _subset_port(subset: Mapping[str, Any], service_port: Mapping[str, Any]) -> int | None:

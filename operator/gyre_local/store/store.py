@@ -13,6 +13,7 @@ from typing import Any
 from gyre_local.clock import now_rfc3339
 from gyre_local.jsoncopy import json_copy
 from gyre_local.store import patching
+from gyre_local.store.admission import admit_pod, service_account_name
 from gyre_local.store.builtins import (
     CRD_GROUP,
     CRD_PLURAL,
@@ -358,6 +359,10 @@ class Store:
                 obj["status"] = initial_status(rtype.kind)
             if rtype.kind == "PersistentVolumeClaim":
                 self._admit_claim(obj["spec"])
+            if rtype.kind == "Pod":
+                account_key = (namespace or "", service_account_name(obj))
+                account = self._index.objects("", "serviceaccounts").get(account_key)
+                admit_pod(obj, account.obj if account else None)
         obj = self._index.schemas.prepare(rtype, obj, None, subresource=None, strict=strict)
         self._validate(rtype, obj, None, subresource=None)
         if (rtype.group, rtype.plural) == (CRD_GROUP, CRD_PLURAL):

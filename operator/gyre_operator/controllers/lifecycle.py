@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 import kopf
+from kubernetes.config import ConfigException
 
 from gyre_operator.api import GROUP, RESOURCES
 from gyre_operator.config import OperatorConfig
@@ -23,7 +24,7 @@ from gyre_operator.controllers import (
 from gyre_operator.controllers.context import Context
 from gyre_operator.controllers.queue import ReconcileQueue
 from gyre_operator.controllers.reconcile import Controller, reconcile
-from gyre_operator.kube import Kube, connection_from_kubeconfig
+from gyre_operator.kube import Kube, connection_info
 from gyre_operator.metrics import register_resources
 
 CONTROLLERS: tuple[Controller[Any], ...] = (
@@ -67,13 +68,15 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.login()
-def login(memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> kopf.ConnectionInfo | None:
-    """Connect with --kubeconfig when given, else as kubectl would (KUBECONFIG or in-cluster)."""
+def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    """Connect with --kubeconfig when given, else in-cluster in a pod (the service account
+    directory found through the local cluster's mount table too), else KUBECONFIG."""
     config: OperatorConfig = memo.setdefault("config", OperatorConfig())
-    if config.kubeconfig is None:
-        info: kopf.ConnectionInfo | None = kopf.login_via_client(logger=logger, **kwargs)
-        return info
-    return connection_from_kubeconfig(config.kubeconfig)
+    try:
+        return connection_info(config.kubeconfig)
+    except ConfigException as error:
+        # kopf gives up at once on a LoginError, rather than retrying what cannot work.
+        raise kopf.LoginError(f"cannot connect to a cluster: {error}") from error
 
 
 async def _resync(context: Context) -> None:
