@@ -355,7 +355,6 @@ class Kubelet:
         image_map: ImageMap | None = None,
         state_dir: Path,
         backoff: Backoff | None = None,
-        extra_env: Mapping[str, str] | None = None,
         heartbeat: Heartbeat | None = None,
     ) -> None:
         if mode not in MODES:
@@ -367,7 +366,6 @@ class Kubelet:
         self.state_dir = state_dir
         self._shared_volumes = state_dir / "volumes"
         self.backoff = backoff or Backoff()
-        self.extra_env = dict(extra_env or {})
         self.heartbeat = heartbeat or Heartbeat()
         self._pods: dict[str, _PodHandle] = {}
         self._retirements: set[asyncio.Task[None]] = set()
@@ -492,7 +490,6 @@ class Kubelet:
                 backoff=self.backoff,
                 publish=publish,
                 announce_ports=lambda ports: self._annotate_ports(namespace, name, ports),
-                extra_env=self.extra_env,
                 probe_events=events,
             )
         else:

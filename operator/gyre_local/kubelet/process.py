@@ -436,7 +436,6 @@ class ProcessPod:
         backoff: Backoff,
         publish: Callable[[], None],
         announce_ports: Callable[[dict[str, int]], None],
-        extra_env: Mapping[str, str],
         probe_events: ProbeEvents,
     ) -> None:
         self.pod = pod
@@ -447,7 +446,6 @@ class ProcessPod:
         self._backoff = backoff
         self._publish = publish
         self._announce_ports = announce_ports
-        self._extra_env = dict(extra_env)
         self._probe_events = probe_events
         self._spec = pod.get("spec") or {}
         self._policy = self._spec.get("restartPolicy", "Always")
@@ -646,7 +644,7 @@ class ProcessPod:
         rewrite = PathRewriter(mounts)
         local = self._local_env(spec, volumes, termination)
         defined = self._container_env(spec, local, rewrite) | local
-        env = {**_host_environment(), **self._extra_env, **defined}
+        env = {**_host_environment(), **defined}
         argv = [expand(rewrite(a), defined) for a in self._argv(spec)]
         working_dir = spec.get("workingDir")
         cwd = rewrite(working_dir) if working_dir else str(self._files.root / "work")
