@@ -106,3 +106,18 @@ def test_a_tcp_probe_names_the_container_port(core: client.CoreV1Api) -> None:
     message = "Readiness probe failed: dial tcp 127.0.0.1:8080: connect: connection refused"
     wait_for(lambda: f"Unhealthy: {message}" in events(core, "closed"))
     assert not main_status(core, "closed").ready
+
+
+def test_an_exec_probe_runs_as_the_container_sees_its_paths(core: client.CoreV1Api) -> None:
+    script = (
+        "import os, time; time.sleep(1); "
+        "open(os.path.join(os.environ['GYRE_MOUNT_DATA'], 'ready'), 'w'); time.sleep(600)"
+    )
+    probe = {
+        "exec": {"command": ["python", "-c", "import os; assert os.path.exists('/data/ready')"]}
+    }
+    manifest = pod("mounted", script, readinessProbe=probe | {"periodSeconds": 1})
+    manifest["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
+    manifest["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+    core.create_namespaced_pod(NS, manifest)
+    wait_for(lambda: main_status(core, "mounted").ready)

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,12 +30,15 @@ class ProbeEvents(Protocol):
 
 @dataclass(frozen=True)
 class ProbeContext:
-    """What a probe needs to reach its container: port mapping, environment, working dir."""
+    """What a probe needs to reach its container: port mapping, environment, working dir,
+    command mapping."""
 
     local_ports: Mapping[int, int]  # containerPort -> local port
     port_names: Mapping[str, int]  # port name -> containerPort
     env: Mapping[str, str]
     cwd: str
+    # The local argv of a command given as the container sees it (executables, mount paths).
+    argv: Callable[[Sequence[str]], list[str]]
 
     def container_port(self, port: int | str) -> int:
         """The container port a probe's port (a number or a container port name) names."""
@@ -82,7 +85,7 @@ async def _attempt(probe: Mapping[str, Any], context: ProbeContext) -> str | Non
         return None
     if command := (probe.get("exec") or {}).get("command"):
         process = await asyncio.create_subprocess_exec(
-            *command,
+            *context.argv(command),
             env=dict(context.env),
             cwd=context.cwd,
             stdout=asyncio.subprocess.PIPE,

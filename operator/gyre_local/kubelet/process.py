@@ -778,7 +778,8 @@ class ProcessPod:
         cwd: str,
     ) -> list[asyncio.Task[None]]:
         """Start the container's probes; without probes it is started and ready at once."""
-        context = ProbeContext(self._local_ports, self._port_names, env, cwd)
+        argv = self._contexts[spec["name"]].argv
+        context = ProbeContext(self._local_ports, self._port_names, env, cwd, argv)
         startup, readiness, liveness = (
             spec.get(k) for k in ("startupProbe", "readinessProbe", "livenessProbe")
         )
