@@ -352,6 +352,25 @@ class Gyre:
         """The reasons of the Events about one object, oldest first."""
         return [e["reason"] for e in self.events(kind, name)]
 
+    # The operator posts an Event just after the status change it explains, so a test that has
+    # seen the status waits for the Event rather than reading the list once.
+
+    def wait_event_reasons(
+        self, kind: str, name: str, expected: list[str], timeout: float = 10.0
+    ) -> None:
+        """Wait until the reasons of the Events about one object are exactly expected."""
+        try:
+            wait_for(lambda: self.event_reasons(kind, name) == expected, timeout=timeout)
+        except TimeoutError:
+            assert self.event_reasons(kind, name) == expected
+
+    def wait_event(self, kind: str, name: str, reason: str, timeout: float = 10.0) -> None:
+        """Wait until an Event with this reason is recorded about one object."""
+        try:
+            wait_for(lambda: reason in self.event_reasons(kind, name), timeout=timeout)
+        except TimeoutError:
+            assert reason in self.event_reasons(kind, name)
+
     # ---- waiting ----
 
     def wait(

@@ -125,7 +125,7 @@ def test_drift_is_reported_until_fresh_data_lands_then_retrains_exactly_once(
     drifted = sim.wait("DriftMonitor", MONITOR, lambda o: condition(o, "Drifted") == no_fresh_data)
     assert drifted["status"]["phase"] == "Drifted"
     assert not drifted["status"].get("retrainRuns")
-    assert "NoFreshData" in sim.event_reasons("DriftMonitor", MONITOR)
+    sim.wait_event("DriftMonitor", MONITOR, "NoFreshData")
     check = drifted["status"]["lastCheck"]
     assert sorted(f["name"] for f in check["features"] if f["drifted"]) == sorted(SHIFTED)
 
@@ -169,7 +169,7 @@ def test_a_missing_service_and_a_failing_check_are_conditions_that_recover(sim: 
     missing = sim.wait("DriftMonitor", MONITOR,
                        lambda o: sim.reason(o) == "InferenceServiceNotFound")  # fmt: skip
     assert sim.ready(missing)["status"] == "False"
-    assert "InferenceServiceNotFound" in sim.event_reasons("DriftMonitor", MONITOR)
+    sim.wait_event("DriftMonitor", MONITOR, "InferenceServiceNotFound")
 
     failure = sim.failure("FeatureMissing", "feature proline is not in the request logs")
     sim.simulate("drift", Behaviour(duration=0.1, exit_code=1, termination_message=failure))
@@ -178,7 +178,7 @@ def test_a_missing_service_and_a_failing_check_are_conditions_that_recover(sim: 
     ready = sim.ready(failed)
     assert (ready["status"], ready["reason"]) == ("False", "FeatureMissing")
     assert "proline" in ready["message"]
-    assert "CheckFailed" in sim.event_reasons("DriftMonitor", MONITOR)
+    sim.wait_event("DriftMonitor", MONITOR, "CheckFailed")
 
     checks_report(sim, "NoDrift")
     healthy = sim.wait_phase("DriftMonitor", MONITOR, "Healthy", timeout=20)

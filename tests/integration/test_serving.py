@@ -190,6 +190,7 @@ def test_versions_roll_out_as_canaries_promoted_or_rolled_back(
     assert status.get("canaryVersion") is None and status["canaryWeight"] == 0
     progressing = next(c for c in status["conditions"] if c["type"] == "RolloutProgressing")
     assert (progressing["status"], progressing["reason"]) == ("False", "Promoted")
+    gyre.wait_event("InferenceService", "wine", "Promoted")
     reasons = gyre.event_reasons("InferenceService", "wine")
     assert reasons.index("RolloutStarted") < reasons.index("Promoting") < reasons.index("Promoted")
     wait_for(
@@ -285,9 +286,8 @@ def test_manual_control_with_gateway_api_weights(proc: Gyre, process_operator: O
         gyre.cluster.store.list, "apps", "deployments", gyre.namespace
     )
     assert [d["metadata"]["name"] for d in deployments] == ["wine-stable"]
-    reasons = gyre.event_reasons("InferenceService", "wine")
     wanted = ["RolloutStarted", "RolledBack", "RetryRequested", "RolloutStarted", "Promoted"]
-    assert in_order(reasons, wanted), reasons
+    wait_for(lambda: in_order(gyre.event_reasons("InferenceService", "wine"), wanted), timeout=10)
 
 
 def in_order(seen: list[str], wanted: list[str]) -> bool:

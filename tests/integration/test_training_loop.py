@@ -119,9 +119,9 @@ def test_dataset_run_and_model_version_tell_the_whole_story(sim: Gyre) -> None:
     assert sim.jobs(VERIFY_COMPONENT) == []
 
     # What `kubectl describe` shows on each object, in order.
-    assert sim.event_reasons("Dataset", "wine") == ["ProfileStarted", "NewVersion"]
-    assert sim.event_reasons("TrainingRun", "wine-1") == ["Started", "ModelRegistered"]
-    assert sim.event_reasons("ModelVersion", "wine-v1") == ["Verified"]
+    sim.wait_event_reasons("Dataset", "wine", ["ProfileStarted", "NewVersion"])
+    sim.wait_event_reasons("TrainingRun", "wine-1", ["Started", "ModelRegistered"])
+    sim.wait_event_reasons("ModelVersion", "wine-v1", ["Verified"])
     new_version = sim.events("Dataset", "wine")[1]
     assert new_version["type"] == "Normal"
     assert digest[:12] in new_version["message"] and "178 rows" in new_version["message"]
@@ -167,7 +167,7 @@ def test_failed_training_job_fails_the_run_with_the_runtime_message(sim: Gyre) -
     assert condition["message"] == f"InvalidHyperparameter: {message}"
     assert run["status"]["jobName"] == "wine-1-train"
     assert sim.objects("ModelVersion") == []
-    assert sim.event_reasons("TrainingRun", "wine-1") == ["Started", "JobFailed"]
+    sim.wait_event_reasons("TrainingRun", "wine-1", ["Started", "JobFailed"])
 
 
 def test_training_past_its_deadline_fails_with_deadline_exceeded(sim: Gyre) -> None:
@@ -204,12 +204,16 @@ def test_run_created_before_its_dataset_waits_then_starts_by_itself(sim: Gyre) -
     run = sim.wait_phase("TrainingRun", "wine-1", "Succeeded")
     assert run["status"]["datasetDigest"] == digest
     assert run["status"]["modelVersion"] == "wine-v1"
-    assert sim.event_reasons("TrainingRun", "wine-1") == [
-        "DatasetNotFound",
-        "DatasetNotReady",
-        "Started",
-        "ModelRegistered",
-    ]
+    sim.wait_event_reasons(
+        "TrainingRun",
+        "wine-1",
+        [
+            "DatasetNotFound",
+            "DatasetNotReady",
+            "Started",
+            "ModelRegistered",
+        ],
+    )
 
 
 def test_two_runs_of_one_model_finishing_together_get_two_versions(sim: Gyre) -> None:
@@ -284,12 +288,16 @@ def test_dataset_with_bad_data_fails_then_recovers_when_fixed(sim: Gyre) -> None
     assert dataset["status"]["observedGeneration"] == dataset["metadata"]["generation"] == 2
     assert sim.ready(dataset)["reason"] == "Profiled"
     assert len(sim.jobs(PROFILE_COMPONENT)) == 2
-    assert sim.event_reasons("Dataset", "wine") == [
-        "ProfileStarted",
-        "InvalidData",
-        "ProfileStarted",
-        "NewVersion",
-    ]
+    sim.wait_event_reasons(
+        "Dataset",
+        "wine",
+        [
+            "ProfileStarted",
+            "InvalidData",
+            "ProfileStarted",
+            "NewVersion",
+        ],
+    )
 
     # ... and the waiting run starts by itself on the fixed version.
     run = sim.wait_phase("TrainingRun", "wine-1", "Succeeded")
@@ -320,14 +328,14 @@ def test_user_registered_versions_are_verified(sim: Gyre) -> None:
     assert (condition["status"], condition["reason"]) == ("False", "DigestMismatch")
     assert condition["message"] == mismatch
     assert "signature" not in bad["status"]
-    assert sim.event_reasons("ModelVersion", "wine-v100") == ["Verifying", "DigestMismatch"]
+    sim.wait_event_reasons("ModelVersion", "wine-v100", ["Verifying", "DigestMismatch"])
 
     verified = sim.wait_phase("ModelVersion", "wine-v101", "Ready")
     assert sim.ready(verified)["reason"] == "Verified"
     assert verified["status"]["signature"] == sim.SIGNATURE
     assert verified["status"]["verifiedAt"]
     assert "signature" not in verified["spec"]  # the operator never writes a user's spec
-    assert sim.event_reasons("ModelVersion", "wine-v101") == ["Verifying", "Verified"]
+    sim.wait_event_reasons("ModelVersion", "wine-v101", ["Verifying", "Verified"])
     jobs = sorted(j["metadata"]["name"] for j in sim.jobs(VERIFY_COMPONENT))
     assert jobs == ["wine-v100-verify", "wine-v101-verify"]
 
