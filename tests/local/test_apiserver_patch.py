@@ -18,6 +18,12 @@ MERGE = {"Content-Type": "application/merge-patch+json"}
 JSON_PATCH = {"Content-Type": "application/json-patch+json"}
 STRATEGIC = {"Content-Type": "application/strategic-merge-patch+json"}
 APPLY = {"Content-Type": "application/apply-patch+yaml"}
+# What kube-apiserver's defaulting adds to every container that does not say otherwise.
+CONTAINER_DEFAULTS = {
+    "terminationMessagePath": "/dev/termination-log",
+    "terminationMessagePolicy": "File",
+    "resources": {},
+}
 
 
 def _deployment() -> dict[str, Any]:
@@ -118,7 +124,12 @@ def test_strategic_merge_patch_merges_lists_by_key(apiserver: Any) -> None:
         {"name": "B", "value": "20"},
         {"name": "C", "value": "3"},
     ]
-    assert app["ports"] == [{"containerPort": 80}, {"containerPort": 443}]
+    assert app["ports"] == [
+        {"containerPort": 80, "protocol": "TCP"},
+        {"containerPort": 443, "protocol": "TCP"},
+    ]
+    # Defaulted when the image had no tag, and kept when a patch gives it one.
+    assert app["imagePullPolicy"] == "Always"
     assert app["volumeMounts"] == []
     assert [v["name"] for v in pod["volumes"]] == ["data", "cache"]
 
@@ -133,7 +144,9 @@ def test_strategic_merge_patch_replace_directive(apiserver: Any) -> None:
         }
     }
     spec = _patch(apiserver, DEPLOYMENTS + "/web", patch, STRATEGIC).json()["spec"]
-    assert spec["template"]["spec"]["containers"] == [{"name": "only", "image": "x"}]
+    assert spec["template"]["spec"]["containers"] == [
+        {"name": "only", "image": "x", "imagePullPolicy": "Always", **CONTAINER_DEFAULTS}
+    ]
 
 
 def test_strategic_merge_patch_merges_service_ports_by_port(apiserver: Any) -> None:
@@ -246,7 +259,10 @@ def test_apply_merges_containers_by_name(apiserver: Any) -> None:
     _apply(apiserver, DEPLOYMENTS + "/web", base, "operator")
     base["spec"]["template"]["spec"]["containers"] = [{"name": "app", "image": "nginx:2"}]
     spec = _apply(apiserver, DEPLOYMENTS + "/web", base, "operator").json()["spec"]
-    assert spec["template"]["spec"]["containers"] == [{"name": "app", "image": "nginx:2"}]
+    # The defaults (imagePullPolicy from the first image, without a tag) belong to no manager.
+    assert spec["template"]["spec"]["containers"] == [
+        {"name": "app", "image": "nginx:2", "imagePullPolicy": "Always", **CONTAINER_DEFAULTS}
+    ]
 
 
 def test_apply_requires_a_field_manager(apiserver: Any) -> None:

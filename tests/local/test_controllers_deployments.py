@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -66,7 +67,13 @@ def test_deployment_creates_a_hashed_replica_set_and_ready_pods(
     created = apps.create_namespaced_deployment(NS, deployment("web", replicas=3))
     wait_for(lambda: settled(apps, "web", 3))
     (rs,) = replica_sets(apps, "web")
-    pod_hash = template_hash(deployment("web")["spec"]["template"])
+    stored = json.loads(apps.read_namespaced_deployment("web", NS, _preload_content=False).data)
+    template = stored["spec"]["template"]
+    assert template["spec"]["dnsPolicy"] == "ClusterFirst"
+    assert template["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+    # As the Deployment controller does: the hash is of the template as stored, defaulted.
+    pod_hash = template_hash(template)
+    assert pod_hash != template_hash(deployment("web")["spec"]["template"])
     assert rs.metadata.name == f"web-{pod_hash}"
     assert rs.metadata.labels["pod-template-hash"] == pod_hash
     assert rs.metadata.annotations["deployment.kubernetes.io/revision"] == "1"

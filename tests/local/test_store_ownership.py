@@ -193,6 +193,8 @@ def _pod(name: str) -> dict[str, Any]:
 def test_a_status_write_leaves_the_caller_nothing_of_the_stored_states() -> None:
     store = Store()
     created = store.create("", "pods", "default", _pod("p"))
+    [defaulted] = copy.deepcopy(created["spec"]["containers"])
+    assert defaulted["terminationMessagePolicy"] == "File" and defaulted["resources"] == {}
     body = store.get("", "pods", "default", "p")
     body["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
     written = store.replace("", "pods", "default", "p", body, subresource="status")
@@ -211,7 +213,7 @@ def test_a_status_write_leaves_the_caller_nothing_of_the_stored_states() -> None
         leaked["metadata"]["labels"]["b"] = "2"
         leaked.get("status", {}).setdefault("conditions", []).append({"type": "X"})
     stored = store.get("", "pods", "default", "p")
-    assert stored["spec"]["containers"] == [{}]
+    assert stored["spec"]["containers"] == [defaulted]
     assert stored["metadata"]["labels"] == {"a": "1"}
     assert stored["status"]["phase"] == "Running"
     assert stored["status"]["conditions"] == [{"type": "Ready", "status": "True"}]

@@ -231,16 +231,16 @@ def set_defaults(kind: str, obj: dict[str, Any], cluster_ip: Callable[[], str]) 
     """Fill the fields the API server defaults on every write of a built-in kind."""
     spec = obj.setdefault("spec", {}) if kind in _KINDS_WITH_SPEC else None
     for path in _TEMPLATE_PATHS.get(kind, ()):
-        _drop_typed_zero_values(_member(obj, path) or {})
+        _drop_null_creation_timestamp(_member(obj, path) or {})
+    pod_spec = _member(obj, _POD_SPEC_PATHS[kind]) if kind in _POD_SPEC_PATHS else None
+    if pod_spec is not None:
+        default_pod_spec(pod_spec, restart_policy=kind not in _RESTART_POLICY_REQUIRED)
     if kind == "Namespace":
         labels = obj["metadata"].setdefault("labels", {})
         labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
     elif kind == "Pod" and spec is not None:
-        spec.setdefault("restartPolicy", "Always")
-        spec.setdefault("terminationGracePeriodSeconds", 30)
-        spec.setdefault("dnsPolicy", "ClusterFirst")
-        spec.setdefault("schedulerName", "default-scheduler")
+        _default_pod(spec)
     elif kind == "Service" and spec is not None:
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("sessionAffinity", "None")
@@ -251,25 +251,11 @@ def set_defaults(kind: str, obj: dict[str, Any], cluster_ip: Callable[[], str]) 
             port.setdefault("protocol", "TCP")
             port.setdefault("targetPort", port.get("port"))
     elif kind in ("Deployment", "ReplicaSet") and spec is not None:
-        spec.setdefault("replicas", 1)
+        _fill(spec, "replicas", 1)
         if kind == "Deployment":
-            spec.setdefault("revisionHistoryLimit", 10)
-            spec.setdefault("progressDeadlineSeconds", 600)
-            spec.setdefault(
-                "strategy",
-                {
-                    "type": "RollingUpdate",
-                    "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
-                },
-            )
+            _default_deployment(spec)
     elif kind == "Job" and spec is not None:
-        spec.setdefault("parallelism", 1)
-        spec.setdefault("completions", 1)
-        spec.setdefault("backoffLimit", 6)
-        spec.setdefault("completionMode", "NonIndexed")
-        spec.setdefault("suspend", False)
-        if not spec.get("manualSelector") and "selector" not in spec:
-            _select_own_pods(obj, spec)
+        _default_job(obj, spec)
     elif kind == "CronJob" and spec is not None:
         spec.setdefault("concurrencyPolicy", "Allow")
         spec.setdefault("suspend", False)
@@ -330,20 +316,213 @@ GENERATION_RESOURCES = frozenset(
 )
 
 
-def _drop_typed_zero_values(template: dict[str, Any]) -> None:
-    """Drop from a template the zero values that clients decoding it into typed objects add on
-    the way back (kubectl rollout undo sends an old ReplicaSet's template so): a null
-    creationTimestamp, empty container resources. The template is the same without them, and
-    must stay equal to the revision it came from."""
+# Where the pod spec of a kind is.
+_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+}
+# Their pods must say OnFailure or Never: kube-apiserver would default Always and then reject it.
+_RESTART_POLICY_REQUIRED = frozenset({"Job", "CronJob"})
+_PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+_PROBE_DEFAULTS = {
+    "timeoutSeconds": 1,
+    "periodSeconds": 10,
+    "successThreshold": 1,
+    "failureThreshold": 3,
+}
+_DEFAULT_MODE_SOURCES = ("configMap", "secret", "downwardAPI", "projected")
+# The mode of the files of configMap, secret, downwardAPI and projected volumes (0644).
+_DEFAULT_FILE_MODE = 420
+# The priorities of the PriorityClasses every cluster has.
+_SYSTEM_PRIORITIES = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
+
+
+def _fill(obj: dict[str, Any], key: str, value: Any) -> None:
+    """Set a member the API server defaults when it is missing, null or an empty string."""
+    if obj.get(key) in (None, ""):
+        obj[key] = value
+
+
+def _drop_null_creation_timestamp(template: dict[str, Any]) -> None:
+    """Drop the null creationTimestamp that clients decoding a template into typed objects add
+    on the way back (kubectl rollout undo sends an old ReplicaSet's template so): the template
+    is the same without it, and must stay equal to the revision it came from."""
     metadata = template.get("metadata")
     if isinstance(metadata, dict) and metadata.get("creationTimestamp", "") is None:
         del metadata["creationTimestamp"]
-    pod_spec = template.get("spec")
-    if not isinstance(pod_spec, dict):
+
+
+def default_pod_spec(spec: dict[str, Any], *, restart_policy: bool = True) -> None:
+    """kube-apiserver's defaults of every pod spec, a Pod's or a template's (SetDefaults_PodSpec
+    and those of its containers and volumes), and the deprecated serviceAccount kept equal to
+    serviceAccountName as its conversion keeps it."""
+    if restart_policy:
+        _fill(spec, "restartPolicy", "Always")
+    _fill(spec, "dnsPolicy", "ClusterFirst")
+    _fill(spec, "securityContext", {})
+    _fill(spec, "terminationGracePeriodSeconds", 30)
+    _fill(spec, "schedulerName", "default-scheduler")
+    if spec.get("serviceAccountName") or spec.get("serviceAccount"):
+        spec["serviceAccountName"] = spec.get("serviceAccountName") or spec["serviceAccount"]
+        spec["serviceAccount"] = spec["serviceAccountName"]
+    for group in ("initContainers", "containers", "ephemeralContainers"):
+        for container in _dicts(spec.get(group)):
+            _default_container(container)
+    for volume in _dicts(spec.get("volumes")):
+        _default_volume(volume)
+
+
+def _dicts(items: Any) -> list[dict[str, Any]]:
+    """The objects of a list member (nothing when it is not a list)."""
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
+def _default_container(container: dict[str, Any]) -> None:
+    """SetDefaults_Container, with its ports', env's, probes' and lifecycle handlers'."""
+    if not container.get("imagePullPolicy"):
+        latest = image_tag(str(container.get("image") or "")) == "latest"
+        container["imagePullPolicy"] = "Always" if latest else "IfNotPresent"
+    _fill(container, "terminationMessagePath", "/dev/termination-log")
+    _fill(container, "terminationMessagePolicy", "File")
+    _fill(container, "resources", {})
+    for port in _dicts(container.get("ports")):
+        _fill(port, "protocol", "TCP")
+    for variable in _dicts(container.get("env")):
+        _default_field_references(variable.get("valueFrom"))
+    for name in _PROBES:
+        probe = container.get(name)
+        if isinstance(probe, dict):
+            _default_probe(probe)
+    lifecycle = container.get("lifecycle")
+    for hook in ("postStart", "preStop"):
+        handler = lifecycle.get(hook) if isinstance(lifecycle, dict) else None
+        if isinstance(handler, dict):
+            _default_handler(handler)
+
+
+def image_tag(image: str) -> str:
+    """The tag of an image reference as kubelet's ParseImageName reads it: `latest` when it
+    names neither a tag nor a digest, empty when it names only a digest."""
+    name, _, digest = image.partition("@")
+    last_part = name.rpartition("/")[2]
+    if ":" in last_part:
+        return last_part.partition(":")[2]
+    return "" if digest else "latest"
+
+
+def _default_probe(probe: dict[str, Any]) -> None:
+    """SetDefaults_Probe (a zero is unset) and the defaults of its handler."""
+    for key, value in _PROBE_DEFAULTS.items():
+        if not probe.get(key):
+            probe[key] = value
+    _default_handler(probe)
+    grpc = probe.get("grpc")
+    if isinstance(grpc, dict) and grpc.get("service") is None:
+        grpc["service"] = ""
+
+
+def _default_handler(handler: dict[str, Any]) -> None:
+    """SetDefaults_HTTPGetAction of a probe's or lifecycle hook's httpGet."""
+    http_get = handler.get("httpGet")
+    if isinstance(http_get, dict):
+        _fill(http_get, "path", "/")
+        _fill(http_get, "scheme", "HTTP")
+
+
+def _default_field_references(source: Any) -> None:
+    """A fieldRef's apiVersion v1, and a resourceFieldRef's divisor, which the API server
+    always writes (a zero quantity is "0")."""
+    if not isinstance(source, dict):
         return
-    for container in (pod_spec.get("initContainers") or []) + (pod_spec.get("containers") or []):
-        if isinstance(container, dict) and container.get("resources", None) == {}:
-            del container["resources"]
+    if isinstance(source.get("fieldRef"), dict):
+        _fill(source["fieldRef"], "apiVersion", "v1")
+    if isinstance(source.get("resourceFieldRef"), dict):
+        _fill(source["resourceFieldRef"], "divisor", "0")
+
+
+def _default_volume(volume: dict[str, Any]) -> None:
+    """SetDefaults_Volume (no source: an emptyDir) and the defaults of its source."""
+    if set(volume) <= {"name"}:
+        volume["emptyDir"] = {}
+    for source_name in _DEFAULT_MODE_SOURCES:
+        source = volume.get(source_name)
+        if isinstance(source, dict) and source.get("defaultMode") is None:
+            source["defaultMode"] = _DEFAULT_FILE_MODE
+    if isinstance(volume.get("hostPath"), dict) and volume["hostPath"].get("type") is None:
+        volume["hostPath"]["type"] = ""
+    downward = volume.get("downwardAPI")
+    items = _dicts(downward.get("items")) if isinstance(downward, dict) else []
+    projected = volume.get("projected")
+    for source in _dicts(projected.get("sources")) if isinstance(projected, dict) else []:
+        token = source.get("serviceAccountToken")
+        if isinstance(token, dict) and token.get("expirationSeconds") is None:
+            token["expirationSeconds"] = 3600
+        if isinstance(source.get("downwardAPI"), dict):
+            items += _dicts(source["downwardAPI"].get("items"))
+    for item in items:
+        _default_field_references(item)
+
+
+def _default_pod(spec: dict[str, Any]) -> None:
+    """What a Pod gets beyond its pod spec: SetDefaults_Pod (requests from limits, service
+    links, host ports on the host network) and the Priority admission plugin's priority."""
+    for container in _dicts(spec.get("initContainers")) + _dicts(spec.get("containers")):
+        resources = container.get("resources")
+        if isinstance(resources, dict) and isinstance(resources.get("limits"), dict):
+            resources["requests"] = {**resources["limits"], **(resources.get("requests") or {})}
+        if spec.get("hostNetwork"):
+            for port in _dicts(container.get("ports")):
+                if not port.get("hostPort"):
+                    port["hostPort"] = port.get("containerPort")
+    _fill(spec, "enableServiceLinks", True)
+    if spec.get("priority") is None:
+        spec["priority"] = _SYSTEM_PRIORITIES.get(str(spec.get("priorityClassName") or ""), 0)
+    _fill(spec, "preemptionPolicy", "PreemptLowerPriority")
+
+
+def _default_deployment(spec: dict[str, Any]) -> None:
+    """apps/v1 SetDefaults_Deployment beyond replicas."""
+    _fill(spec, "strategy", {})
+    strategy: dict[str, Any] = spec["strategy"]
+    _fill(strategy, "type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        _fill(strategy, "rollingUpdate", {})
+        _fill(strategy["rollingUpdate"], "maxUnavailable", "25%")
+        _fill(strategy["rollingUpdate"], "maxSurge", "25%")
+    _fill(spec, "revisionHistoryLimit", 10)
+    _fill(spec, "progressDeadlineSeconds", 600)
+
+
+def _default_job(job: dict[str, Any], spec: dict[str, Any]) -> None:
+    """batch/v1 SetDefaults_Job, and the Job strategy's selection of its own pods."""
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    _fill(spec, "parallelism", 1)
+    _fill(spec, "backoffLimit", 2147483647 if spec.get("backoffLimitPerIndex") is not None else 6)
+    _fill(spec, "completionMode", "NonIndexed")
+    _fill(spec, "suspend", False)
+    _fill(
+        spec,
+        "podReplacementPolicy",
+        "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed",
+    )
+    _label_job_as_its_template(job)
+    if not spec.get("manualSelector") and "selector" not in spec:
+        _select_own_pods(job, spec)
+        # kube-apiserver defaults a Job again on every read, when its template has the labels.
+        _label_job_as_its_template(job)
+
+
+def _label_job_as_its_template(job: dict[str, Any]) -> None:
+    """A Job without labels gets its pod template's, as SetDefaults_Job gives them."""
+    template_labels = (_member(job, ("spec", "template", "metadata")) or {}).get("labels")
+    if template_labels and not job["metadata"].get("labels"):
+        job["metadata"]["labels"] = dict(template_labels)
 
 
 def _member(obj: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
