@@ -338,8 +338,6 @@ _PROBE_DEFAULTS = {
 _DEFAULT_MODE_SOURCES = ("configMap", "secret", "downwardAPI", "projected")
 # The mode of the files of configMap, secret, downwardAPI and projected volumes (0644).
 _DEFAULT_FILE_MODE = 420
-# The priorities of the PriorityClasses every cluster has.
-_SYSTEM_PRIORITIES = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
 
 
 def _fill(obj: dict[str, Any], key: str, value: Any) -> None:
@@ -469,8 +467,8 @@ def _default_volume(volume: dict[str, Any]) -> None:
 
 
 def _default_pod(spec: dict[str, Any]) -> None:
-    """What a Pod gets beyond its pod spec: SetDefaults_Pod (requests from limits, service
-    links, host ports on the host network) and the Priority admission plugin's priority."""
+    """What a Pod gets beyond its pod spec, SetDefaults_Pod: requests from limits, service
+    links, host ports on the host network."""
     for container in _dicts(spec.get("initContainers")) + _dicts(spec.get("containers")):
         resources = container.get("resources")
         if isinstance(resources, dict) and isinstance(resources.get("limits"), dict):
@@ -480,9 +478,6 @@ def _default_pod(spec: dict[str, Any]) -> None:
                 if not port.get("hostPort"):
                     port["hostPort"] = port.get("containerPort")
     _fill(spec, "enableServiceLinks", True)
-    if spec.get("priority") is None:
-        spec["priority"] = _SYSTEM_PRIORITIES.get(str(spec.get("priorityClassName") or ""), 0)
-    _fill(spec, "preemptionPolicy", "PreemptLowerPriority")
 
 
 def _default_deployment(spec: dict[str, Any]) -> None:
