@@ -22,10 +22,12 @@ from kubernetes.client import ApiClient
 
 from gyre_local.apiserver.app import create_app
 from gyre_local.certificates import Pki, ensure_pki
+from gyre_local.controllers.daemonsets import DaemonSetController
 from gyre_local.controllers.deployments import DeploymentController, ReplicaSetController
 from gyre_local.controllers.endpoints import EndpointsController
 from gyre_local.controllers.jobs import JobController
 from gyre_local.controllers.reconciler import Controller
+from gyre_local.controllers.statefulsets import StatefulSetController
 from gyre_local.controllers.system import (
     API_SERVICE_IP,
     ApiServerServiceController,
@@ -52,6 +54,8 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     JobController,
     ReplicaSetController,
     DeploymentController,
+    StatefulSetController,
+    DaemonSetController,
     EndpointsController,
     ServiceAccountController,
 )

@@ -425,6 +425,47 @@ def _replica_set_cells(replica_set: Obj) -> list[Any]:
     ]
 
 
+def _stateful_set_cells(stateful_set: Obj) -> list[Any]:
+    spec = stateful_set.get("spec") or {}
+    containers = _wide_workload(_json_path(spec, ".template.spec"), "")[:2]
+    ready = f"{_status_int(stateful_set, 'readyReplicas')}/{int(spec.get('replicas') or 0)}"
+    return [ready, _age(stateful_set), *containers]
+
+
+def _daemon_set_cells(daemon_set: Obj) -> list[Any]:
+    spec = daemon_set.get("spec") or {}
+    counts = [
+        _status_int(daemon_set, field)
+        for field in (
+            "desiredNumberScheduled",
+            "currentNumberScheduled",
+            "numberReady",
+            "updatedNumberScheduled",
+            "numberAvailable",
+        )
+    ]
+    return [
+        *counts,
+        _format_labels(_json_path(spec, ".template.spec.nodeSelector")),
+        _age(daemon_set),
+        *_wide_workload(_json_path(spec, ".template.spec"), _format_selector(spec.get("selector"))),
+    ]
+
+
+def _controller_revision_cells(revision: Obj) -> list[Any]:
+    """The revision's controller as `kind.group/name` (formatResourceName), its number."""
+    owner = next(
+        (r for r in revision["metadata"].get("ownerReferences") or [] if r.get("controller")),
+        None,
+    )
+    controller = _NONE
+    if owner is not None:
+        group = str(owner.get("apiVersion", "")).rpartition("/")[0]
+        kind = f"{owner.get('kind', '')}.{group}" if group else str(owner.get("kind", ""))
+        controller = f"{kind.lower()}/{owner.get('name', '')}"
+    return [controller, int(revision.get("revision") or 0), _age(revision)]
+
+
 _JOB_STATUS_CONDITIONS = (
     ("Complete", "Complete"),
     ("Failed", "Failed"),
@@ -829,6 +870,31 @@ _PRINTERS: dict[str, _Printer] = {
             *_WIDE_WORKLOAD,
         ],
         _replica_set_cells,
+    ),
+    "StatefulSet": _named(
+        [
+            Column("Ready"),
+            _AGE,
+            Column("Containers", priority=1),
+            Column("Images", priority=1),
+        ],
+        _stateful_set_cells,
+    ),
+    "DaemonSet": _named(
+        [
+            Column("Desired", "integer"),
+            Column("Current", "integer"),
+            Column("Ready", "integer"),
+            Column("Up-to-date", "integer"),
+            Column("Available", "integer"),
+            Column("Node Selector"),
+            _AGE,
+            *_WIDE_WORKLOAD,
+        ],
+        _daemon_set_cells,
+    ),
+    "ControllerRevision": _named(
+        [Column("Controller"), Column("Revision"), _AGE], _controller_revision_cells
     ),
     "Job": _named(
         [Column("Status"), Column("Completions"), Column("Duration"), _AGE, *_WIDE_WORKLOAD],

@@ -155,6 +155,11 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ResourceType(
         "apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), _ALL, ("status", "scale")
     ),
+    ResourceType(
+        "apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), _ALL, ("status", "scale")
+    ),
+    ResourceType("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), _ALL, ("status",)),
+    ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions", True),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True),
     ResourceType("", "v1", "Node", "nodes", False, ("no",), (), ("status",)),
     ResourceType(RBAC_GROUP, "v1", "Role", "roles", True),
@@ -270,6 +275,10 @@ def set_defaults(kind: str, obj: dict[str, Any], cluster_ip: Callable[[], str]) 
         spec.setdefault("volumeMode", "Filesystem")
         if isinstance(spec.get("hostPath"), dict):
             spec["hostPath"].setdefault("type", "")
+    elif kind == "StatefulSet" and spec is not None:
+        _default_stateful_set(spec)
+    elif kind == "DaemonSet" and spec is not None:
+        _default_daemon_set(spec)
     elif kind == "NetworkPolicy" and spec is not None:
         _default_network_policy(spec)
     elif kind == "HorizontalPodAutoscaler" and spec is not None:
@@ -298,12 +307,16 @@ _TEMPLATE_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
     "ReplicaSet": (("spec", "template"),),
     "Job": (("spec", "template"),),
     "CronJob": (("spec", "jobTemplate"), ("spec", "jobTemplate", "spec", "template")),
+    "StatefulSet": (("spec", "template"),),
+    "DaemonSet": (("spec", "template"),),
 }
 # The built-in resources whose metadata.generation counts spec changes (custom resources' does).
 GENERATION_RESOURCES = frozenset(
     {
         ("apps", "deployments"),
         ("apps", "replicasets"),
+        ("apps", "statefulsets"),
+        ("apps", "daemonsets"),
         ("batch", "jobs"),
         ("batch", "cronjobs"),
         ("policy", "poddisruptionbudgets"),
@@ -528,6 +541,40 @@ def _member(obj: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None
     return current if isinstance(current, dict) else None
 
 
+def _default_stateful_set(spec: dict[str, Any]) -> None:
+    """apps/v1 SetDefaults_StatefulSet, and SetDefaults_PersistentVolumeClaim of its claim
+    templates (which are shown with their apiVersion and kind)."""
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    strategy = spec.setdefault("updateStrategy", {})
+    if not strategy.get("type"):
+        strategy["type"] = "RollingUpdate"
+        strategy.setdefault("rollingUpdate", {})
+    if strategy["type"] == "RollingUpdate" and isinstance(strategy.get("rollingUpdate"), dict):
+        strategy["rollingUpdate"].setdefault("partition", 0)
+    policy = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+    policy.setdefault("whenDeleted", "Retain")
+    policy.setdefault("whenScaled", "Retain")
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    for template in spec.get("volumeClaimTemplates") or []:
+        template.setdefault("apiVersion", "v1")
+        template.setdefault("kind", "PersistentVolumeClaim")
+        template.setdefault("spec", {}).setdefault("volumeMode", "Filesystem")
+        template.setdefault("status", {}).setdefault("phase", "Pending")
+
+
+def _default_daemon_set(spec: dict[str, Any]) -> None:
+    """apps/v1 SetDefaults_DaemonSet."""
+    strategy = spec.setdefault("updateStrategy", {})
+    if not strategy.get("type"):
+        strategy["type"] = "RollingUpdate"
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxUnavailable", 1)
+        rolling.setdefault("maxSurge", 0)
+    spec.setdefault("revisionHistoryLimit", 10)
+
+
 def _default_network_policy(spec: dict[str, Any]) -> None:
     """networking/v1 defaults: TCP ports, and policyTypes from the rules given."""
     for rule in (spec.get("ingress") or []) + (spec.get("egress") or []):
@@ -589,6 +636,8 @@ _KINDS_WITH_SPEC = frozenset(
         "IngressClass",
         "NetworkPolicy",
         "HorizontalPodAutoscaler",
+        "StatefulSet",
+        "DaemonSet",
     }
 )
 
