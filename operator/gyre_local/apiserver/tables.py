@@ -647,6 +647,18 @@ def _storage_class_name(storage_class: Obj) -> str:
     return f"{name} (default)" if annotations.get(_DEFAULT_STORAGE_CLASS) == "true" else name
 
 
+def _quota_cells(quota: Obj) -> list[Any]:
+    """REQUEST and LIMIT: `resource: used/hard` of each hard limit, `limits.*` ones apart."""
+    status = quota.get("status") or {}
+    hard, used = status.get("hard") or {}, status.get("used") or {}
+    requests: list[str] = []
+    limits: list[str] = []
+    for resource in sorted(hard):
+        column = limits if resource.split(".")[0] == "limits" and "." in resource else requests
+        column.append(f"{resource}: {used.get(resource, '0')}/{hard[resource]}")
+    return [", ".join(requests), ", ".join(limits), _age(quota)]
+
+
 # ---- RBAC, policy and networking ----
 
 
@@ -1020,6 +1032,24 @@ _PRINTERS: dict[str, _Printer] = {
         ],
         _budget_cells,
     ),
+    "PriorityClass": _named(
+        [
+            Column("Value", "integer"),
+            Column("Global-Default", "boolean"),
+            _AGE,
+            Column("PreemptionPolicy"),
+        ],
+        lambda o: [
+            int(o.get("value") or 0),
+            bool(o.get("globalDefault")),
+            _age(o),
+            o.get("preemptionPolicy", ""),
+        ],
+    ),
+    "ResourceQuota": _named([Column("Request"), Column("Limit"), _AGE], _quota_cells),
+    "ValidatingWebhookConfiguration": _aged(
+        Column("Webhooks", "integer"), cells=lambda o: [len(o.get("webhooks") or [])]
+    ),
     "NetworkPolicy": _aged(
         Column("Pod-Selector"),
         cells=lambda o: [_format_selector(_json_path(o, ".spec.podSelector"))],
@@ -1037,6 +1067,7 @@ _PRINTERS: dict[str, _Printer] = {
     ),
 }
 _PRINTERS["ClusterRoleBinding"] = _PRINTERS["RoleBinding"]
+_PRINTERS["MutatingWebhookConfiguration"] = _PRINTERS["ValidatingWebhookConfiguration"]
 # Kinds without a printer (Role, ClusterRole, CustomResourceDefinition, ...) get the default
 # table converter's columns, as from kube-apiserver.
 _DEFAULT_PRINTER = _named([_CREATED_AT], lambda o: [_created_at(o)])

@@ -193,6 +193,13 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ),
     ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
     ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
+    ResourceType("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
+    *(
+        ResourceType("admissionregistration.k8s.io", "v1", kind, f"{kind.lower()}s", False)
+        for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+    ),
+    ResourceType("", "v1", "ResourceQuota", "resourcequotas", True, ("quota",), (), ("status",)),
+    ResourceType("", "v1", "LimitRange", "limitranges", True, ("limits",)),
     *(
         ResourceType(group, "v1", kind, f"{kind.lower()}s", namespaced, verbs=("create",))
         for group, kind, namespaced in (
@@ -279,6 +286,13 @@ def set_defaults(kind: str, obj: dict[str, Any], cluster_ip: Callable[[], str]) 
         _default_stateful_set(spec)
     elif kind == "DaemonSet" and spec is not None:
         _default_daemon_set(spec)
+    elif kind == "PriorityClass":
+        obj.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    elif kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        _default_webhooks(obj, mutating=kind == "MutatingWebhookConfiguration")
+    elif kind == "LimitRange" and spec is not None:
+        for item in spec.get("limits") or []:
+            _default_limit_range_item(item)
     elif kind == "NetworkPolicy" and spec is not None:
         _default_network_policy(spec)
     elif kind == "HorizontalPodAutoscaler" and spec is not None:
@@ -575,6 +589,36 @@ def _default_daemon_set(spec: dict[str, Any]) -> None:
     spec.setdefault("revisionHistoryLimit", 10)
 
 
+def _default_webhooks(configuration: dict[str, Any], *, mutating: bool) -> None:
+    """admissionregistration/v1 defaults of each webhook, its rules and its service."""
+    for webhook in configuration.get("webhooks") or []:
+        webhook.setdefault("failurePolicy", "Fail")
+        webhook.setdefault("matchPolicy", "Equivalent")
+        webhook.setdefault("namespaceSelector", {})
+        webhook.setdefault("objectSelector", {})
+        webhook.setdefault("timeoutSeconds", 10)
+        if mutating:
+            webhook.setdefault("reinvocationPolicy", "Never")
+        for rule in webhook.get("rules") or []:
+            rule.setdefault("scope", "*")
+        service = (webhook.get("clientConfig") or {}).get("service")
+        if isinstance(service, dict):
+            service.setdefault("port", 443)
+
+
+def _default_limit_range_item(item: dict[str, Any]) -> None:
+    """SetDefaults_LimitRangeItem: a container limit's default from its max, its default
+    request from its default, else its min."""
+    if item.get("type") != "Container":
+        return
+    default = {**(item.get("max") or {}), **(item.get("default") or {})}
+    request = {**(item.get("min") or {}), **default, **(item.get("defaultRequest") or {})}
+    if default:
+        item["default"] = default
+    if request:
+        item["defaultRequest"] = request
+
+
 def _default_network_policy(spec: dict[str, Any]) -> None:
     """networking/v1 defaults: TCP ports, and policyTypes from the rules given."""
     for rule in (spec.get("ingress") or []) + (spec.get("egress") or []):
@@ -636,6 +680,8 @@ _KINDS_WITH_SPEC = frozenset(
         "IngressClass",
         "NetworkPolicy",
         "HorizontalPodAutoscaler",
+        "ResourceQuota",
+        "LimitRange",
         "StatefulSet",
         "DaemonSet",
     }

@@ -48,6 +48,12 @@ from gyre_local.store.pagination import (
     encode_continue,
     parse_resource_version,
 )
+from gyre_local.store.priority import (
+    SCHEDULING_GROUP,
+    SYSTEM_PRIORITY_CLASSES,
+    UnknownPriorityClass,
+    admit_priority,
+)
 from gyre_local.store.rules import (
     changes_generation,
     check_finalizers,
@@ -99,6 +105,8 @@ class Store:
         self._cluster_ips = (f"10.96.{n // 250}.{n % 250 + 1}" for n in itertools.count(1))
         for namespace in INITIAL_NAMESPACES:
             self.create("", "namespaces", None, {"metadata": {"name": namespace}})
+        for priority_class in SYSTEM_PRIORITY_CLASSES:
+            self.create(SCHEDULING_GROUP, "priorityclasses", None, priority_class)
 
     # ---- resource types ----
 
@@ -363,6 +371,7 @@ class Store:
                 account_key = (namespace or "", service_account_name(obj))
                 account = self._index.objects("", "serviceaccounts").get(account_key)
                 admit_pod(obj, account.obj if account else None)
+                self._admit_priority(rtype, obj)
         obj = self._index.schemas.prepare(rtype, obj, None, subresource=None, strict=strict)
         self._validate(rtype, obj, None, subresource=None)
         if (rtype.group, rtype.plural) == (CRD_GROUP, CRD_PLURAL):
@@ -580,6 +589,21 @@ class Store:
                 f"namespace {namespace} because it is being terminated",
                 resource_details(rtype, name),
             )
+
+    def _admit_priority(self, rtype: ResourceType, pod: dict[str, Any]) -> None:
+        """The Priority admission plugin: the pod's priority from its PriorityClass; a class
+        that does not exist refuses the pod (403)."""
+        classes = self._index.objects(SCHEDULING_GROUP, "priorityclasses").values()
+        try:
+            admit_priority(pod["spec"], (entry.obj for entry in classes))
+        except UnknownPriorityClass as error:
+            name = pod["metadata"].get("name", "")
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'{qualified(rtype)} "{name}" is forbidden: {error}',
+                resource_details(rtype, name),
+            ) from None
 
     def _admit_claim(self, spec: dict[str, Any]) -> None:
         """As the DefaultStorageClass admission plugin does: a new claim naming no class (an
