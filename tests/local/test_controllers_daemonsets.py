@@ -144,6 +144,38 @@ def test_a_node_selector_that_matches_no_node_places_no_pod(
     wait_for(lambda: pods(core, "gpu") == [])
 
 
+def required_affinity(*expressions: dict[str, Any]) -> dict[str, Any]:
+    term = {"matchExpressions": list(expressions)}
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}
+        }
+    }
+
+
+def test_the_template_node_affinity_decides_as_the_node_selector_does(
+    core: client.CoreV1Api, apps: client.AppsV1Api, kubectl: Kubectl
+) -> None:
+    linux = {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}
+    workers_only = {"key": "node-role.kubernetes.io/control-plane", "operator": "DoesNotExist"}
+    apply(
+        kubectl,
+        daemon_set("anywhere", affinity=required_affinity(linux)),
+        daemon_set("workers", affinity=required_affinity(linux, workers_only)),
+    )
+    wait_for(lambda: len(pods(core, "anywhere")) == 1)
+    status = wait_for(lambda: observed(apps, "workers"))
+    assert status.desired_number_scheduled == 0
+    assert pods(core, "workers") == []
+    # The pod's own affinity pins it to its node in place of the template's terms.
+    (placed,) = pods(core, "anywhere")
+    required = (
+        placed.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution
+    )
+    (term,) = required.node_selector_terms
+    assert term.match_expressions is None and term.match_fields[0].values == ["local"]
+
+
 @pytest.mark.usefixtures("node_spec")
 def test_a_cordoned_node_keeps_daemon_pods_but_an_untolerated_taint_does_not(
     core: client.CoreV1Api, apps: client.AppsV1Api, kubectl: Kubectl

@@ -184,6 +184,12 @@ def test_a_rolling_update_replaces_pods_from_the_highest_ordinal(
     assert revisions[0].split() == ["NAME", "CONTROLLER", "REVISION", "AGE"]
     assert sorted(line.split()[1:3][1] for line in revisions[1:]) == ["1", "2"]
     assert {line.split()[1] for line in revisions[1:]} == {"statefulset.apps/roll"}
+    # Undo: the first template comes back as the newest revision.
+    kubectl("rollout", "undo", "sts/roll")
+    kubectl("rollout", "status", "sts/roll", "--timeout=30s")
+    wait_for(lambda: {p.spec.containers[0].image for p in pods(core, "roll").values()} == {"db:1"})
+    history = kubectl("rollout", "history", "sts/roll").stdout.split()
+    assert history[-4:] == ["2", "<none>", "3", "<none>"]
 
 
 def test_on_delete_leaves_pods_until_they_are_deleted(

@@ -63,12 +63,54 @@ def daemon_tolerations(pod_spec: dict[str, Any]) -> list[dict[str, Any]]:
     return tolerations + [t for t in extra if t not in tolerations]
 
 
+def requirement_met(requirement: dict[str, Any], values: dict[str, str]) -> bool:
+    """A node selector requirement (In, NotIn, Exists, DoesNotExist, Gt, Lt) against a node's
+    labels or fields."""
+    key, operator = requirement.get("key", ""), requirement.get("operator", "")
+    wanted = [str(v) for v in requirement.get("values") or []]
+    present, value = key in values, values.get(key)
+    if operator in ("Gt", "Lt"):
+        if not present or len(wanted) != 1:
+            return False
+        try:
+            actual, bound = int(str(value)), int(wanted[0])
+        except ValueError:
+            return False
+        return actual > bound if operator == "Gt" else actual < bound
+    return {
+        "In": present and value in wanted,
+        "NotIn": not present or value not in wanted,
+        "Exists": present,
+        "DoesNotExist": not present,
+    }.get(operator, False)
+
+
+def affinity_allows(pod_spec: dict[str, Any], node: dict[str, Any]) -> bool:
+    """Whether the template's required node affinity admits a node: some term whose every
+    label expression and field (metadata.name) requirement holds (an empty term matches no
+    node)."""
+    affinity = (pod_spec.get("affinity") or {}).get("nodeAffinity") or {}
+    required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
+    if not required:
+        return True
+    labels = node["metadata"].get("labels") or {}
+    fields = {"metadata.name": node["metadata"]["name"]}
+    return any(
+        (term.get("matchExpressions") or term.get("matchFields"))
+        and all(requirement_met(r, labels) for r in term.get("matchExpressions") or [])
+        and all(requirement_met(r, fields) for r in term.get("matchFields") or [])
+        for term in required.get("nodeSelectorTerms") or []
+    )
+
+
 def should_run(pod_spec: dict[str, Any], node: dict[str, Any]) -> bool:
-    """Whether a daemon pod belongs on a node: its nodeSelector matches the node's labels and
-    every NoSchedule / NoExecute taint is tolerated (a cordoned node's unschedulable flag is
-    tolerated by every daemon pod)."""
+    """Whether a daemon pod belongs on a node: its nodeSelector matches the node's labels, its
+    required node affinity admits the node, and every NoSchedule / NoExecute taint is tolerated
+    (a cordoned node's unschedulable flag is tolerated by every daemon pod)."""
     labels = node["metadata"].get("labels") or {}
     if any(labels.get(k) != v for k, v in (pod_spec.get("nodeSelector") or {}).items()):
+        return False
+    if not affinity_allows(pod_spec, node):
         return False
     tolerations = daemon_tolerations(pod_spec)
     taints = (node.get("spec") or {}).get("taints") or []
