@@ -4,6 +4,7 @@ their projected token as in-cluster clients do, the Gyre operator among them."""
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 import textwrap
@@ -380,6 +381,38 @@ def test_a_pod_token_authenticates_as_its_service_account_in_cluster(
         {"spec": {"token": token}}
     )
     assert not after.status.authenticated
+
+
+def _claims(token: str) -> dict[str, Any]:
+    """The claims of a JWT (unverified)."""
+    payload = token.split(".")[1]
+    padded = payload + "=" * (-len(payload) % 4)
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(padded))
+    return decoded
+
+
+def test_token_requests_bound_to_a_pod_as_the_kubelet_makes_them(
+    process_cluster: LocalCluster,
+) -> None:
+    core = _core(process_cluster)
+    pod = _admitted(process_cluster, "bound")
+    reference = {"kind": "Pod", "apiVersion": "v1", "name": "bound", "uid": pod["metadata"]["uid"]}
+    request = {"spec": {"expirationSeconds": 3607, "boundObjectRef": reference}}
+    issued = core.create_namespaced_service_account_token("default", "default", request)
+    claims = _claims(issued.status.token)
+    assert claims["kubernetes.io"]["pod"] == {"name": "bound", "uid": pod["metadata"]["uid"]}
+    # Extended to a year, while the status reports the lifetime asked for.
+    assert claims["exp"] - claims["iat"] == 365 * 24 * 3600
+    reported = issued.status.expiration_timestamp.timestamp() - claims["iat"]
+    assert 3600 < reported < 3620
+    stale = {"spec": {"boundObjectRef": {**reference, "uid": "0"}}}
+    with pytest.raises(client.ApiException) as conflict:
+        core.create_namespaced_service_account_token("default", "default", stale)
+    assert conflict.value.status == 409
+    missing = {"spec": {"boundObjectRef": {**reference, "name": "absent", "uid": None}}}
+    with pytest.raises(client.ApiException) as not_found:
+        core.create_namespaced_service_account_token("default", "default", missing)
+    assert not_found.value.status == 404
 
 
 # ---- the operator, in a pod ----
