@@ -87,7 +87,11 @@ def test_a_pod_gets_the_priority_of_its_class(core: client.CoreV1Api, kubectl: K
     critical = core.read_namespaced_pod("critical", NS).spec
     assert (critical.priority, critical.preemption_policy) == (2000001000, "PreemptLowerPriority")
     ordinary = core.read_namespaced_pod("ordinary", NS).spec
-    assert (ordinary.priority, ordinary.priority_class_name) == (0, None)
+    assert (ordinary.priority, ordinary.priority_class_name, ordinary.preemption_policy) == (
+        0,
+        None,
+        "PreemptLowerPriority",
+    )
     assert rows(kubectl, "pc", "batch-low")[1][:3] == ["batch-low", "100", "false"]
 
 
@@ -96,6 +100,20 @@ def test_a_pod_naming_an_unknown_class_is_refused(kubectl: Kubectl) -> None:
     assert refused.returncode != 0
     assert 'pods "orphan" is forbidden: no PriorityClass with name nope was found' in refused.stderr
     assert kubectl("get", "pod", "orphan", check=False).returncode != 0
+
+
+def test_a_pod_giving_another_priority_than_its_class_is_refused(kubectl: Kubectl) -> None:
+    refused = apply(
+        kubectl,
+        pod("insistent", priorityClassName="system-cluster-critical", priority=5),
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert (
+        'pods "insistent" is forbidden: the integer value of priority (5) must not be provided '
+        "in pod spec; priority admission controller computed 2000000000 from the given "
+        "PriorityClass name"
+    ) in refused.stderr
 
 
 def test_the_global_default_class_applies_to_pods_naming_none(

@@ -51,7 +51,7 @@ from gyre_local.store.pagination import (
 from gyre_local.store.priority import (
     SCHEDULING_GROUP,
     SYSTEM_PRIORITY_CLASSES,
-    UnknownPriorityClass,
+    PriorityRefused,
     admit_priority,
 )
 from gyre_local.store.rules import (
@@ -592,11 +592,11 @@ class Store:
 
     def _admit_priority(self, rtype: ResourceType, pod: dict[str, Any]) -> None:
         """The Priority admission plugin: the pod's priority from its PriorityClass; a class
-        that does not exist refuses the pod (403)."""
+        that does not exist, or a priority given that is not the class's, refuses it (403)."""
         classes = self._index.objects(SCHEDULING_GROUP, "priorityclasses").values()
         try:
             admit_priority(pod["spec"], (entry.obj for entry in classes))
-        except UnknownPriorityClass as error:
+        except PriorityRefused as error:
             name = pod["metadata"].get("name", "")
             raise ApiError(
                 403,
