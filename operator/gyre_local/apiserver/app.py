@@ -10,7 +10,16 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from gyre_local.apiserver import discovery, openapi, proxying, reviews, streaming, tables
+from gyre_local.apiserver import (
+    discovery,
+    openapi,
+    protobuf,
+    proxying,
+    reviews,
+    streaming,
+    tables,
+)
+from gyre_local.store.builtins import converts, from_version, to_version
 from gyre_local.store.patching import APPLY_PATCH, PATCH_TYPES
 from gyre_local.store.store import ApiError, ResourceType, Store, Watch, bad_request
 
@@ -130,11 +139,14 @@ def _parse_target(store: Store, segments: list[str]) -> _Target:
     return _Target(rtype, version, namespace, name, subresource, watch)
 
 
-def _present(target: _Target, obj: dict[str, Any]) -> dict[str, Any]:
+def _present(target: _Target, obj: dict[str, Any], *, as_table: bool = False) -> dict[str, Any]:
     """An object as seen through the version the client asked for (`obj` is left unchanged:
-    a watch event's object is the stored state itself)."""
+    a watch event's object is the stored state itself). Table rows are printed from the
+    stored form, as kube-apiserver prints them from its internal one."""
     rtype = target.rtype
     if rtype.group and obj.get("kind") == rtype.kind:
+        if not as_table:
+            obj = to_version(rtype, target.version, obj)
         api_version = f"{rtype.group}/{target.version}"
         if obj.get("apiVersion") != api_version:
             return {**obj, "apiVersion": api_version}
@@ -146,6 +158,9 @@ async def _body(request: web.Request) -> Any:
     if not raw:
         return None
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+    decoded = protobuf.decode_object(raw) if protobuf.is_protobuf(raw) else None
+    if decoded is not None:
+        return decoded
     if "protobuf" in content_type or "cbor" in content_type:
         raise ApiError(
             415,
@@ -241,10 +256,13 @@ async def _object_request(
     if method == "GET":
         if target.subresource == "log":
             return await streaming.serve_log(request, store, target.namespace or "", name)
+        as_table = "as=Table" in request.headers.get("Accept", "") and target.subresource is None
         obj = _present(
-            target, store.get(group, plural, target.namespace, name, subresource=target.subresource)
+            target,
+            store.get(group, plural, target.namespace, name, subresource=target.subresource),
+            as_table=as_table,
         )
-        if "as=Table" in request.headers.get("Accept", "") and target.subresource is None:
+        if as_table:
             meta = {"resourceVersion": obj["metadata"]["resourceVersion"]}
             return _json(
                 tables.table(
@@ -288,8 +306,16 @@ async def _object_request(
 
 
 def _versioned_body(target: _Target, body: Any) -> Any:
-    if isinstance(body, dict) and target.rtype.group and not body.get("apiVersion"):
-        body["apiVersion"] = f"{target.rtype.group}/{target.version}"
+    """A request body with the URL's apiVersion when it names none, in the stored form when
+    it is of a version that converts."""
+    rtype = target.rtype
+    if not isinstance(body, dict) or not rtype.group:
+        return body
+    api_version = f"{rtype.group}/{target.version}"
+    body.setdefault("apiVersion", api_version)
+    body["apiVersion"] = body["apiVersion"] or api_version
+    if body["apiVersion"] == api_version and converts(rtype, target.version):
+        return from_version(rtype, target.version, body)
     return body
 
 
@@ -333,6 +359,7 @@ async def _patch(
         force=request.query.get("force") in ("true", "1"),
         dry_run=_dry_run(request),
         field_validation=request.query.get("fieldValidation"),
+        version=target.version,
     )
     return _json(_present(target, patched), status)
 
@@ -393,8 +420,9 @@ def _list(request: web.Request, store: Store, target: _Target) -> web.Response:
     if page.continue_token:
         meta["continue"] = page.continue_token
         meta["remainingItemCount"] = page.remaining
-    items = [_present(target, item) for item in page.items]
-    if "as=Table" in request.headers.get("Accept", ""):
+    as_table = "as=Table" in request.headers.get("Accept", "")
+    items = [_present(target, item, as_table=as_table) for item in page.items]
+    if as_table:
         return _json(
             tables.table(
                 store, target.rtype, target.version, items, meta, request.query.get("includeObject")
@@ -426,7 +454,7 @@ async def _watch(request: web.Request, store: Store, target: _Target) -> web.Str
         headers = True
         async for event_type, obj in watch:
             if event_type != "ERROR":
-                obj = _present(target, obj)
+                obj = _present(target, obj, as_table=as_table)
             if as_table and event_type in ("ADDED", "MODIFIED", "DELETED"):
                 # Like kube-apiserver, only a watch's first Table carries the column definitions.
                 meta = {"resourceVersion": obj["metadata"]["resourceVersion"]}

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gyre_local.store.autoscaling import hpa_from_v1, hpa_to_v1
+
 DEFAULT_VERBS: tuple[str, ...] = (
     "create",
     "delete",
@@ -81,6 +83,11 @@ _REGARDING_FIELDS = (
 )
 RBAC_GROUP = "rbac.authorization.k8s.io"
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+# The finalizers the StorageObjectInUseProtection admission plugin gives claims and volumes.
+STORAGE_PROTECTION_FINALIZERS = {
+    "PersistentVolumeClaim": "kubernetes.io/pvc-protection",
+    "PersistentVolume": "kubernetes.io/pv-protection",
+}
 
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Namespace", "namespaces", False, ("ns",), (), ("status",)),
@@ -190,6 +197,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         ("hpa",),
         _ALL,
         ("status",),
+        served_versions=("v1",),
     ),
     ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
     ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
@@ -795,6 +803,31 @@ def crd_resource_type(crd: dict[str, Any]) -> ResourceType | None:
         ),
         singular=names.get("singular") or names["kind"].lower(),
     )
+
+
+# The served versions of a built-in type that differ in shape from its storage version, by
+# (group, plural, version): how a stored object is shown in the version, and how one is stored.
+_Conversion = Callable[[dict[str, Any]], dict[str, Any]]
+_CONVERSIONS: dict[tuple[str, str, str], tuple[_Conversion, _Conversion]] = {
+    ("autoscaling", "horizontalpodautoscalers", "v1"): (hpa_to_v1, hpa_from_v1),
+}
+
+
+def converts(rtype: ResourceType, version: str) -> bool:
+    """Whether objects of a type look different in a served version than as stored."""
+    return (rtype.group, rtype.plural, version) in _CONVERSIONS
+
+
+def to_version(rtype: ResourceType, version: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """A stored object (whole or part) as a served version shows it (a new top level)."""
+    conversion = _CONVERSIONS.get((rtype.group, rtype.plural, version))
+    return conversion[0](obj) if conversion else obj
+
+
+def from_version(rtype: ResourceType, version: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """An object (whole or part) of a served version in its stored form (a new top level)."""
+    conversion = _CONVERSIONS.get((rtype.group, rtype.plural, version))
+    return conversion[1](obj) if conversion else obj
 
 
 # core/v1 Event fields under their events.k8s.io/v1 names, as kube-apiserver converts them.

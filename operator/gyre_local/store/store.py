@@ -20,14 +20,17 @@ from gyre_local.store.builtins import (
     DEFAULT_CLASS_ANNOTATION,
     GENERATION_RESOURCES,
     INITIAL_NAMESPACES,
+    STORAGE_PROTECTION_FINALIZERS,
     ResourceType,
     crd_causes,
     crd_status,
+    from_version,
     from_view,
     initial_status,
     json_patch_from_view,
     scale_of,
     set_defaults,
+    to_version,
     to_view,
 )
 from gyre_local.store.errors import (
@@ -367,6 +370,10 @@ class Store:
                 obj["status"] = initial_status(rtype.kind)
             if rtype.kind == "PersistentVolumeClaim":
                 self._admit_claim(obj["spec"])
+            protection = STORAGE_PROTECTION_FINALIZERS.get(rtype.kind)
+            if protection and protection not in (metadata.get("finalizers") or []):
+                # StorageObjectInUseProtection: kept until no pod uses the claim or volume.
+                metadata["finalizers"] = [*(metadata.get("finalizers") or []), protection]
             if rtype.kind == "Pod":
                 account_key = (namespace or "", service_account_name(obj))
                 account = self._index.objects("", "serviceaccounts").get(account_key)
@@ -446,8 +453,10 @@ class Store:
         force: bool = False,
         dry_run: bool = False,
         field_validation: str | None = None,
+        version: str | None = None,
     ) -> dict[str, Any]:
-        """Patch an object with one of the four Kubernetes patch types."""
+        """Patch an object with one of the four Kubernetes patch types; a merge, JSON or
+        strategic patch applies to the object as the served `version` shows it."""
         strict = field_validation == "Strict"
         rtype = self.resource(group, plural)
         if rtype.stored_as:
@@ -482,6 +491,8 @@ class Store:
             )
         entry = self._index.entry(rtype, namespace, name)
         current = scale_of(entry.obj) if subresource == "scale" else entry.obj
+        if version and subresource != "scale":
+            current = to_version(rtype, version, current)
         if subresource == "status" and patch_type == patching.MERGE_PATCH:
             # A merge patch touches only the members it names, and of the patched object the
             # status subresource writes only the status (and checks the resourceVersion).
@@ -503,6 +514,8 @@ class Store:
             raise bad_request(str(error)) from error
         except patching.PatchNotApplicable as error:
             raise ApiError(422, "Invalid", str(error)) from error
+        if version and subresource != "scale" and isinstance(patched, dict):
+            patched = from_version(rtype, version, patched)
         if subresource == "scale":
             return self._write_scale(rtype, entry, patched, dry_run, field_manager)
         return self._update(
