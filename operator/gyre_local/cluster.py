@@ -36,7 +36,11 @@ from gyre_local.controllers.system import (
     create_cluster_objects,
     ensure_api_server_service,
 )
-from gyre_local.controllers.volumes import PersistentVolumeController
+from gyre_local.controllers.volumes import (
+    ClaimProtectionController,
+    PersistentVolumeController,
+    VolumeProtectionController,
+)
 from gyre_local.kubeconfig import write_kubeconfig
 from gyre_local.kubelet.kubelet import Kubelet, SimulationRules
 from gyre_local.kubelet.process import ImageMap
@@ -57,6 +61,8 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     StatefulSetController,
     DaemonSetController,
     EndpointsController,
+    ClaimProtectionController,
+    VolumeProtectionController,
     ServiceAccountController,
 )
 

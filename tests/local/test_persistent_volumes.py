@@ -61,6 +61,7 @@ def test_a_claim_of_the_default_class_gets_a_provisioned_volume(
     assert found.spec.volume_name == volume_name
     assert found.status.capacity == {"storage": "2Gi"}
     assert found.status.access_modes == ["ReadWriteOnce"]
+    assert found.metadata.finalizers == ["kubernetes.io/pvc-protection"]
     annotations = found.metadata.annotations
     assert annotations["pv.kubernetes.io/bind-completed"] == "yes"
     assert annotations["pv.kubernetes.io/bound-by-controller"] == "yes"
@@ -125,7 +126,7 @@ def test_deleting_the_claim_deletes_its_volume_and_directory(
     wait_for(lambda: bound(core, "doomed"))
     directory = process_cluster.kubelet.claim_directory(NS, "doomed")
     (directory / "file").write_text("data")
-    core.delete_namespaced_persistent_volume_claim("doomed", NS, _preload_content=False)
+    core.delete_namespaced_persistent_volume_claim("doomed", NS)
     wait_for(lambda: gone(core.read_persistent_volume, f"pvc-{created.metadata.uid}"))
     assert not directory.exists()
 
@@ -159,7 +160,7 @@ def test_a_claim_of_an_unknown_class_stays_pending_until_the_class_exists(
     assert volume.spec.persistent_volume_reclaim_policy == "Retain"
     assert volume.metadata.annotations["pv.kubernetes.io/provisioned-by"] == "example.com/fast"
     # Retained: the volume outlives its claim, Released, and binds no other claim.
-    core.delete_namespaced_persistent_volume_claim("fancy", NS, _preload_content=False)
+    core.delete_namespaced_persistent_volume_claim("fancy", NS)
     wait_for(lambda: core.read_persistent_volume(found.spec.volume_name).status.phase == "Released")
 
 
@@ -224,3 +225,57 @@ def test_pods_share_the_claim_directory(
     assert core.read_namespaced_pod_log("reader", NS).strip() == "hello"
     volume = core.read_persistent_volume(f"pvc-{created.metadata.uid}")
     assert Path(volume.spec.host_path.path, "note").read_text() == "hello"
+
+
+def sleeper(name: str, claim_name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "local/python",
+                    "command": ["python", "-c", "import time; time.sleep(600)"],
+                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                }
+            ],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name}}],
+        },
+    }
+
+
+def test_a_claim_in_use_is_kept_until_its_pod_is_gone(
+    process_cluster: LocalCluster, core: client.CoreV1Api, kubectl: Kubectl
+) -> None:
+    created = core.create_namespaced_persistent_volume_claim(NS, claim("busy"))
+    wait_for(lambda: bound(core, "busy"))
+    core.create_namespaced_pod(NS, sleeper("user", "busy"))
+    wait_for(lambda: core.read_namespaced_pod("user", NS).status.phase == "Running", timeout=30)
+    core.delete_namespaced_persistent_volume_claim("busy", NS)
+    terminating = core.read_namespaced_persistent_volume_claim("busy", NS)
+    assert terminating.metadata.deletion_timestamp is not None
+    assert kubectl("get", "pvc", "busy").stdout.splitlines()[1].split()[1] == "Terminating"
+    directory = process_cluster.kubelet.claim_directory(NS, "busy")
+    assert directory.is_dir()
+    volume_name = f"pvc-{created.metadata.uid}"
+    assert core.read_persistent_volume(volume_name).status.phase == "Bound"
+    core.delete_namespaced_pod("user", NS)
+    wait_for(lambda: gone(core.read_namespaced_persistent_volume_claim, "busy", NS))
+    wait_for(lambda: gone(core.read_persistent_volume, volume_name))
+    assert not directory.exists()
+
+
+def test_a_bound_volume_is_kept_until_its_claim_is_gone(
+    core: client.CoreV1Api, kubectl: Kubectl
+) -> None:
+    created = core.create_namespaced_persistent_volume_claim(NS, claim("held"))
+    wait_for(lambda: bound(core, "held"))
+    volume_name = f"pvc-{created.metadata.uid}"
+    core.delete_persistent_volume(volume_name)
+    volume = core.read_persistent_volume(volume_name)
+    assert volume.metadata.deletion_timestamp is not None
+    assert volume.status.phase == "Bound"
+    assert kubectl("get", "pv", volume_name).stdout.splitlines()[1].split()[4] == "Terminating"
+    core.delete_namespaced_persistent_volume_claim("held", NS)
+    wait_for(lambda: gone(core.read_persistent_volume, volume_name))

@@ -1,7 +1,8 @@
 """The PersistentVolume controller with a directory provisioner: every claim of an existing
 StorageClass is bound at once (volumeBindingMode Immediate) to an available PersistentVolume
 that fits it, else to a new PV `pvc-<claim uid>` whose hostPath is the claim's directory;
-a released PV is deleted with its directory (reclaim policy Delete) or kept Released."""
+a released PV is deleted with its directory (reclaim policy Delete) or kept Released. And the
+PVC and PV protection controllers, which hold deleted claims and volumes while in use."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from typing import Any
 
 from gyre_local.clock import now_rfc3339
 from gyre_local.controllers.events import EventRecorder
-from gyre_local.controllers.objects import is_deleting
+from gyre_local.controllers.objects import is_deleting, pod_terminal
 from gyre_local.controllers.reconciler import Controller, Key
+from gyre_local.store.builtins import STORAGE_PROTECTION_FINALIZERS
 from gyre_local.store.store import ApiError, Store
 
-PV_PROTECTION = "kubernetes.io/pv-protection"
+PV_PROTECTION = STORAGE_PROTECTION_FINALIZERS["PersistentVolume"]
+PVC_PROTECTION = STORAGE_PROTECTION_FINALIZERS["PersistentVolumeClaim"]
 PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
 BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
@@ -93,7 +96,6 @@ def provisioned_volume(
         "metadata": {
             "name": f"pvc-{claim['metadata']['uid']}",
             "annotations": {PROVISIONED_BY: str(storage_class.get("provisioner", ""))},
-            "finalizers": [PV_PROTECTION],
         },
         "spec": {
             "accessModes": list(spec.get("accessModes") or []),
@@ -180,31 +182,20 @@ class PersistentVolumeController(Controller):
             self._release(volume)
 
     def _release(self, volume: dict[str, Any]) -> None:
-        """A volume whose claim is gone: deleted with its directory (Delete), else Released."""
+        """A volume whose claim is gone is Released, then deleted with the directory of a
+        provisioned one when its reclaim policy is Delete."""
         spec = volume.get("spec") or {}
-        name = volume["metadata"]["name"]
-        if spec.get("persistentVolumeReclaimPolicy") != "Delete":
-            self._set_phase(volume, "Released")
+        self._set_phase(volume, "Released")
+        if spec.get("persistentVolumeReclaimPolicy") != "Delete" or is_deleting(volume):
             return
         path = (spec.get("hostPath") or {}).get("path")
         if path and PROVISIONED_BY in (volume["metadata"].get("annotations") or {}):
             shutil.rmtree(path, ignore_errors=True)
-        if not is_deleting(volume):
-            try:
-                self.store.delete("", "persistentvolumes", None, name)
-            except ApiError as error:
-                if error.code != 404:
-                    raise
-                return
-        # The pv-protection controller's part: the volume is used by no claim any more.
-        finalizers = [f for f in volume["metadata"].get("finalizers") or [] if f != PV_PROTECTION]
-        if finalizers != (volume["metadata"].get("finalizers") or []):
-            patch = {"metadata": {"finalizers": finalizers or None}}
-            try:
-                self.store.patch("", "persistentvolumes", None, name, patch, MERGE)
-            except ApiError as error:
-                if error.code != 404:
-                    raise
+        try:
+            self.store.delete("", "persistentvolumes", None, volume["metadata"]["name"])
+        except ApiError as error:
+            if error.code != 404:
+                raise
 
     def _check_bound(self, claim: dict[str, Any], volume_name: str) -> float | None:
         """A claim naming its volume: bind them if the volume is free, mark the claim Lost
@@ -348,3 +339,72 @@ class PersistentVolumeController(Controller):
             {**claim, "status": status},
             subresource="status",
         )
+
+
+def mounted_claims(pod: dict[str, Any]) -> list[Key]:
+    """A source mapper: a pod -> the claims its volumes mount."""
+    namespace = (pod.get("metadata") or {}).get("namespace", "")
+    return [
+        (namespace, str(volume["persistentVolumeClaim"].get("claimName", "")))
+        for volume in (pod.get("spec") or {}).get("volumes") or []
+        if isinstance(volume.get("persistentVolumeClaim"), dict)
+    ]
+
+
+def _without(obj: dict[str, Any], finalizer: str) -> dict[str, Any]:
+    """A merge patch dropping one finalizer."""
+    kept = [f for f in obj["metadata"].get("finalizers") or [] if f != finalizer]
+    return {"metadata": {"finalizers": kept or None}}
+
+
+class ClaimProtectionController(Controller):
+    """The PVC protection controller: a deleted claim keeps its `kubernetes.io/pvc-protection`
+    finalizer while a pod that has not finished mounts it."""
+
+    resource = ("", "persistentvolumeclaims")
+
+    def sources(self) -> Iterable[tuple[str, str, Any]]:
+        """Pods, mapped to the claims they mount."""
+        return [("", "pods", mounted_claims)]
+
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        """Lift the finalizer of a deleted claim no running pod uses."""
+        try:
+            claim = self.store.get("", "persistentvolumeclaims", namespace, name)
+        except ApiError as error:
+            if error.code == 404:
+                return None
+            raise
+        finalizers = claim["metadata"].get("finalizers") or []
+        if not is_deleting(claim) or PVC_PROTECTION not in finalizers:
+            return None
+        pods, _ = self.store.list("", "pods", namespace)
+        if any((namespace, name) in mounted_claims(p) and not pod_terminal(p) for p in pods):
+            return None
+        self.store.patch(
+            "", "persistentvolumeclaims", namespace, name, _without(claim, PVC_PROTECTION), MERGE
+        )
+        return None
+
+
+class VolumeProtectionController(Controller):
+    """The PV protection controller: a deleted volume keeps its `kubernetes.io/pv-protection`
+    finalizer while it is Bound to a claim."""
+
+    resource = ("", "persistentvolumes")
+
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        """Lift the finalizer of a deleted volume that is not Bound."""
+        try:
+            volume = self.store.get("", "persistentvolumes", None, name)
+        except ApiError as error:
+            if error.code == 404:
+                return None
+            raise
+        finalizers = volume["metadata"].get("finalizers") or []
+        bound = (volume.get("status") or {}).get("phase") == "Bound"
+        if is_deleting(volume) and PV_PROTECTION in finalizers and not bound:
+            self.store.patch(
+                "", "persistentvolumes", None, name, _without(volume, PV_PROTECTION), MERGE
+            )
+        return None
