@@ -88,11 +88,6 @@ STORAGE_PROTECTION_FINALIZERS = {
     "PersistentVolumeClaim": "kubernetes.io/pvc-protection",
     "PersistentVolume": "kubernetes.io/pv-protection",
 }
-# The finalizers the StorageObjectInUseProtection admission plugin gives claims and volumes.
-STORAGE_PROTECTION_FINALIZERS = {
-    "PersistentVolumeClaim": "kubernetes.io/pvc-protection",
-    "PersistentVolume": "kubernetes.io/pv-protection",
-}
 
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Namespace", "namespaces", False, ("ns",), (), ("status",)),

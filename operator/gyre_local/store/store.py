@@ -21,7 +21,6 @@ from gyre_local.store.builtins import (
     GENERATION_RESOURCES,
     INITIAL_NAMESPACES,
     STORAGE_PROTECTION_FINALIZERS,
-    STORAGE_PROTECTION_FINALIZERS,
     ResourceType,
     crd_causes,
     crd_status,
@@ -371,10 +370,6 @@ class Store:
                 obj["status"] = initial_status(rtype.kind)
             if rtype.kind == "PersistentVolumeClaim":
                 self._admit_claim(obj["spec"])
-            protection = STORAGE_PROTECTION_FINALIZERS.get(rtype.kind)
-            if protection and protection not in (metadata.get("finalizers") or []):
-                # StorageObjectInUseProtection: kept until no pod uses the claim or volume.
-                metadata["finalizers"] = [*(metadata.get("finalizers") or []), protection]
             protection = STORAGE_PROTECTION_FINALIZERS.get(rtype.kind)
             if protection and protection not in (metadata.get("finalizers") or []):
                 # StorageObjectInUseProtection: kept until no pod uses the claim or volume.
