@@ -85,9 +85,11 @@ def mounted_path(path: str, environ: Mapping[str, str]) -> str:
 
 
 def client_configuration(kubeconfig: str | None) -> client.Configuration:
-    """The client settings for a kubeconfig file, else in-cluster (the pod's service account)
-    when in a pod, else KUBECONFIG / ~/.kube/config."""
+    """The client settings for a kubeconfig file or KUBECONFIG, else in-cluster (the pod's
+    service account) when in a pod, else ~/.kube/config: kubectl's order."""
     configuration = client.Configuration()
+    # Read here, not at the client's import, so the environment of the call decides.
+    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
     if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
         directory = mounted_path(SERVICE_ACCOUNT_DIRECTORY, os.environ)
         config.incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]

@@ -35,6 +35,7 @@ def test_in_a_pod_the_client_reads_token_and_ca_through_the_mount_table(
 ) -> None:
     (tmp_path / "token").write_text("the-token")
     (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "6443")
     monkeypatch.setenv("GYRE_MOUNTS", json.dumps({SERVICE_ACCOUNT_DIRECTORY: str(tmp_path)}))
@@ -42,3 +43,19 @@ def test_in_a_pod_the_client_reads_token_and_ca_through_the_mount_table(
     assert configuration.host == "https://127.0.0.1:6443"
     assert configuration.ssl_ca_cert == str(tmp_path / "ca.crt")
     assert configuration.get_api_key_with_prefix("BearerToken") == "bearer the-token"
+
+
+def test_a_kubeconfig_in_the_environment_wins_over_in_cluster_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'https://remote.example:443'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "6443")
+    assert client_configuration(None).host == "https://remote.example:443"
