@@ -66,6 +66,8 @@ SPDY_PORT_FORWARD_PROTOCOL = "portforward.k8s.io"
 # How often a followed log is read for new output.
 _FOLLOW_POLL_SECONDS = 0.1
 _CHUNK = 32 * 1024
+# How long exec on a terminal waits for the client's terminal size before starting anyway.
+_FIRST_SIZE_WAIT = 1.0
 _RST_CANCEL = 5
 
 
@@ -365,6 +367,9 @@ async def _exec(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRespo
     pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
     channels = await command_channels(request, wanted)
     terminal = _Terminal() if RESIZE in wanted else None
+    messages = channels.incoming()
+    if terminal is not None:
+        messages = await _after_first_size(messages, terminal)
     try:
         process = await asyncio.create_subprocess_exec(
             *context.argv(command),
@@ -390,7 +395,7 @@ async def _exec(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRespo
         else:
             stdin, resize = process.stdin, None
             outputs = [(process.stdout, STDOUT), (process.stderr, STDERR)]
-        feeder = asyncio.create_task(_exec_stdin(channels, process, stdin, resize))
+        feeder = asyncio.create_task(_exec_stdin(messages, process, stdin, resize))
         try:
             await asyncio.gather(*(_relay_output(o, channels, c) for o, c in outputs))
             code = await process.wait()
@@ -403,6 +408,48 @@ async def _exec(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRespo
             terminal.close()
     await channels.finish(_exit_status(command, code))
     return channels.response
+
+
+async def _after_first_size(
+    messages: AsyncIterator[tuple[int, bytes]], terminal: _Terminal
+) -> AsyncIterator[tuple[int, bytes]]:
+    """Wait (briefly) for the client's first terminal size and apply it, so that a command
+    asking its terminal's size at once gets the client's: kubectl sends it as the stream opens,
+    but the command must not start before it arrives. The client's messages, those read while
+    waiting included, are read on from what this returns."""
+    inbox: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for message in messages:
+                inbox.put_nowait(message)
+        finally:
+            inbox.put_nowait(None)
+
+    pumping = asyncio.create_task(pump())
+    early: list[tuple[int, bytes] | None] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_FIRST_SIZE_WAIT):
+            while (message := await inbox.get()) is not None and message[0] != RESIZE:
+                early.append(message)
+            if message is None:
+                early.append(None)
+            else:
+                with contextlib.suppress(ValueError, KeyError, OSError):
+                    terminal.resize(message[1])
+
+    async def rest() -> AsyncIterator[tuple[int, bytes]]:
+        try:
+            for message in early:
+                if message is None:
+                    return
+                yield message
+            while (message := await inbox.get()) is not None:
+                yield message
+        finally:
+            pumping.cancel()
+
+    return rest()
 
 
 class _Terminal:
@@ -458,7 +505,7 @@ async def _attach(request: web.Request, pod: Mapping[str, Any]) -> web.StreamRes
     stdin = runner.stdin(container) if STDIN in wanted else None
     once = bool(spec.get("stdinOnce"))
     channels = await command_channels(request, wanted)
-    feeder = asyncio.create_task(_feed_stdin(channels, stdin, closable=once))
+    feeder = asyncio.create_task(_feed_stdin(channels.incoming(), stdin, closable=once))
     try:
         async for _ in _polls(lambda: runner.running(container, run)):
             if feeder.done():
@@ -493,18 +540,18 @@ async def _relay_output(
 
 
 async def _exec_stdin(
-    channels: CommandChannels,
+    messages: AsyncIterator[tuple[int, bytes]],
     process: asyncio.subprocess.Process,
     stdin: asyncio.StreamWriter | None,
     resize: Callable[[bytes], None] | None,
 ) -> None:
-    await _feed_stdin(channels, stdin, closable=True, resize=resize)
+    await _feed_stdin(messages, stdin, closable=True, resize=resize)
     # The client went away: its command goes with it.
     _kill(process)
 
 
 async def _feed_stdin(
-    channels: CommandChannels,
+    messages: AsyncIterator[tuple[int, bytes]],
     stdin: asyncio.StreamWriter | None,
     *,
     closable: bool,
@@ -512,7 +559,7 @@ async def _feed_stdin(
 ) -> None:
     """Write stdin to a pipe until the client leaves; the client closing stdin closes the pipe
     when closable; resize messages go to resize."""
-    async for channel, payload in channels.incoming():
+    async for channel, payload in messages:
         with contextlib.suppress(ConnectionError, OSError, ValueError, KeyError):
             if channel == RESIZE and resize is not None:
                 resize(payload)
