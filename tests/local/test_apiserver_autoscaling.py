@@ -171,6 +171,14 @@ def test_both_versions_list_and_watch_the_same_objects(apiserver: Any) -> None:
         assert (event["type"], event["object"]["apiVersion"]) == ("ADDED", api_version)
 
 
+def test_v1_table_rows_are_printed_from_the_stored_form(apiserver: Any) -> None:
+    _created(apiserver, V1, _hpa("autoscaling/v1", {"targetCPUUtilizationPercentage": 50}))
+    accept = "application/json;as=Table;v=v1;g=meta.k8s.io"
+    table = requests.get(apiserver.url + V1, headers={"Accept": accept}).json()
+    [row] = table["rows"]
+    assert row["cells"][:4] == ["web", "Deployment/web", "cpu: <unknown>/50%", "1"]
+
+
 def test_discovery_serves_both_versions_v2_preferred(apiserver: Any) -> None:
     group = requests.get(apiserver.url + "/apis/autoscaling").json()
     assert [v["version"] for v in group["versions"]] == ["v2", "v1"]

@@ -141,12 +141,14 @@ def _parse_target(store: Store, segments: list[str]) -> _Target:
 
 def _present(target: _Target, obj: dict[str, Any], *, as_table: bool = False) -> dict[str, Any]:
     """An object as seen through the version the client asked for (`obj` is left unchanged:
-    a watch event's object is the stored state itself). Table rows are printed from the
-    stored form, as kube-apiserver prints them from its internal one."""
+    a watch event's object is the stored state itself). Table rows of a converted version
+    are printed from (and embed) the stored form, as kube-apiserver prints them from its
+    internal one."""
     rtype = target.rtype
+    if as_table and converts(rtype, target.version):
+        return obj
     if rtype.group and obj.get("kind") == rtype.kind:
-        if not as_table:
-            obj = to_version(rtype, target.version, obj)
+        obj = to_version(rtype, target.version, obj)
         api_version = f"{rtype.group}/{target.version}"
         if obj.get("apiVersion") != api_version:
             return {**obj, "apiVersion": api_version}
