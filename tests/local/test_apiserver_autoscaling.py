@@ -171,6 +171,49 @@ def test_both_versions_list_and_watch_the_same_objects(apiserver: Any) -> None:
         assert (event["type"], event["object"]["apiVersion"]) == ("ADDED", api_version)
 
 
+SELECTOR = {"matchLabels": {"queue": "jobs"}}
+OTHER_METRICS = [
+    PODS_METRIC,
+    {
+        "type": "Resource",
+        "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "1Gi"}},
+    },
+    {
+        "type": "ContainerResource",
+        "containerResource": {
+            "name": "cpu",
+            "container": "app",
+            "target": {"type": "Utilization", "averageUtilization": 60},
+        },
+    },
+    {
+        "type": "Object",
+        "object": {
+            "describedObject": {"apiVersion": "v1", "kind": "Service", "name": "web"},
+            "metric": {"name": "hits", "selector": SELECTOR},
+            "target": {"type": "Value", "value": "100"},
+        },
+    },
+    {
+        "type": "External",
+        "external": {
+            "metric": {"name": "queue_depth", "selector": SELECTOR},
+            "target": {"type": "AverageValue", "averageValue": "30"},
+        },
+    },
+]
+
+
+@pytest.mark.parametrize("metric", OTHER_METRICS, ids=lambda m: str(m["type"]))
+def test_a_v2_metric_survives_a_v1_read_and_replace(apiserver: Any, metric: Any) -> None:
+    _created(apiserver, V2, _hpa("autoscaling/v2", {"metrics": [metric]}))
+    shown = _read(apiserver, V1)
+    assert "targetCPUUtilizationPercentage" not in shown["spec"]
+    replaced = requests.put(f"{apiserver.url}{V1}/web", json=shown)
+    assert replaced.status_code == 200, replaced.text
+    assert _read(apiserver, V2)["spec"]["metrics"] == [metric]
+
+
 def test_v1_table_rows_are_printed_from_the_stored_form(apiserver: Any) -> None:
     _created(apiserver, V1, _hpa("autoscaling/v1", {"targetCPUUtilizationPercentage": 50}))
     accept = "application/json;as=Table;v=v1;g=meta.k8s.io"
