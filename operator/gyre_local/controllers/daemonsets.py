@@ -198,13 +198,8 @@ class DaemonSetController(Controller):
 
     def reconcile(self, namespace: str, name: str) -> float | None:
         """Place and roll the daemon pods, then write the status."""
-        try:
-            daemonset = self.store.get("apps", "daemonsets", namespace, name)
-        except ApiError as error:
-            if error.code == 404:
-                return None
-            raise
-        if is_deleting(daemonset):
+        daemonset = self.primary(namespace, name)
+        if daemonset is None or is_deleting(daemonset):
             return None
         revisions = Revisions(self.store, daemonset)
         revisions.ensure_update_revision()

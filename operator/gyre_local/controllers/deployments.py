@@ -17,6 +17,7 @@ from gyre_local.controllers.objects import (
     pod_ready,
     pod_terminal,
     random_suffix,
+    ready_seconds,
 )
 from gyre_local.controllers.reconciler import Controller, owner_keys
 from gyre_local.store.store import ApiError, Store
@@ -123,13 +124,8 @@ class ReplicaSetController(Controller):
 
     def reconcile(self, namespace: str, name: str) -> float | None:
         """Create or delete pods, then report the ReplicaSet's status."""
-        try:
-            rs = self.store.get("apps", "replicasets", namespace, name)
-        except ApiError as error:
-            if error.code == 404:
-                return None
-            raise
-        if is_deleting(rs):
+        rs = self.primary(namespace, name)
+        if rs is None or is_deleting(rs):
             return None
         items, _ = self.store.list("", "pods", namespace)
         active = [
@@ -179,7 +175,7 @@ class ReplicaSetController(Controller):
     def _write_status(self, rs: dict[str, Any], active: list[dict[str, Any]]) -> float | None:
         min_ready = float((rs.get("spec") or {}).get("minReadySeconds", 0))
         ready = [p for p in active if pod_ready(p)]
-        waits = [min_ready - _ready_for(p) for p in ready]
+        waits = [min_ready - ready_seconds(p) for p in ready]
         available = sum(1 for wait in waits if wait <= 0)
         template_labels = (
             ((rs.get("spec") or {}).get("template") or {}).get("metadata") or {}
@@ -213,13 +209,6 @@ class ReplicaSetController(Controller):
         return min(pending) if pending else None
 
 
-def _ready_for(pod: dict[str, Any]) -> float:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready" and condition.get("lastTransitionTime"):
-            return seconds_since(condition["lastTransitionTime"])
-    return 0.0
-
-
 def _created(pod: dict[str, Any]) -> str:
     return str(pod["metadata"].get("creationTimestamp", ""))
 
@@ -245,13 +234,8 @@ class DeploymentController(Controller):
 
     def reconcile(self, namespace: str, name: str) -> float | None:
         """Create, scale and prune ReplicaSets by the strategy, then report status."""
-        try:
-            deployment = self.store.get("apps", "deployments", namespace, name)
-        except ApiError as error:
-            if error.code == 404:
-                return None
-            raise
-        if is_deleting(deployment):
+        deployment = self.primary(namespace, name)
+        if deployment is None or is_deleting(deployment):
             return None
         items, _ = self.store.list("apps", "replicasets", namespace)
         owned = [rs for rs in items if owned_by(rs, deployment)]

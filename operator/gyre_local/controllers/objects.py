@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from gyre_local.clock import seconds_since
+
 # Kubernetes' alphabet for generated name suffixes: no vowels, no look-alike characters.
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -56,3 +58,12 @@ def pod_ready(pod: dict[str, Any]) -> bool:
 def pod_terminal(pod: dict[str, Any]) -> bool:
     """Whether a pod reached Succeeded or Failed."""
     return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def ready_seconds(pod: dict[str, Any]) -> float:
+    """How long a pod has been Ready (0 when it is not)."""
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready" and condition.get("status") == "True":
+            since = condition.get("lastTransitionTime")
+            return seconds_since(since) if since else 0.0
+    return 0.0

@@ -46,6 +46,20 @@ class Controller(ABC):
         A mapper is given the stored object itself: it must only read it."""
         return ()
 
+    def find(self, group: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """An object ("" for no namespace), or None when there is none."""
+        try:
+            return self.store.get(group, plural, namespace or None, name)
+        except ApiError as error:
+            if error.code != 404:
+                raise
+            return None
+
+    def primary(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The primary object of a key, or None when it is gone."""
+        group, plural = self.resource
+        return self.find(group, plural, namespace, name)
+
     @abstractmethod
     def reconcile(self, namespace: str, name: str) -> float | None:
         """Drive one object towards its desired state; return seconds until a recheck, or None."""

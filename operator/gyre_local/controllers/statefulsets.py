@@ -117,13 +117,8 @@ class StatefulSetController(Controller):
 
     def reconcile(self, namespace: str, name: str) -> float | None:
         """One step towards the wanted pods, then the set's status."""
-        try:
-            statefulset = self.store.get("apps", "statefulsets", namespace, name)
-        except ApiError as error:
-            if error.code == 404:
-                return None
-            raise
-        if is_deleting(statefulset):
+        statefulset = self.primary(namespace, name)
+        if statefulset is None or is_deleting(statefulset):
             return None
         revisions = Revisions(self.store, statefulset)
         update = revisions.ensure_update_revision()

@@ -148,7 +148,7 @@ class PersistentVolumeController(Controller):
 
     def reconcile(self, namespace: str, name: str) -> float | None:
         """Bind the claim, or reclaim the volumes of a claim that is gone."""
-        claim = self._get("", "persistentvolumeclaims", namespace, name)
+        claim = self.find("", "persistentvolumeclaims", namespace, name)
         self._reclaim(namespace, name, claim)
         if claim is None or is_deleting(claim):
             return None
@@ -160,14 +160,6 @@ class PersistentVolumeController(Controller):
             return PENDING_RECHECK
         self._bind(claim, volume)
         return None
-
-    def _get(self, group: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self.store.get(group, plural, namespace or None, name)
-        except ApiError as error:
-            if error.code != 404:
-                raise
-            return None
 
     def _reclaim(self, namespace: str, name: str, claim: dict[str, Any] | None) -> None:
         """Release the volumes bound to an earlier claim of this name (or to none now)."""
@@ -200,7 +192,7 @@ class PersistentVolumeController(Controller):
     def _check_bound(self, claim: dict[str, Any], volume_name: str) -> float | None:
         """A claim naming its volume: bind them if the volume is free, mark the claim Lost
         when its bound volume is gone."""
-        volume = self._get("", "persistentvolumes", "", volume_name)
+        volume = self.find("", "persistentvolumes", "", volume_name)
         phase = (claim.get("status") or {}).get("phase")
         if volume is None:
             if phase == "Bound":
@@ -244,7 +236,7 @@ class PersistentVolumeController(Controller):
                 "no persistent volumes available for this claim and no storage class is set",
             )
             return None
-        storage_class = self._get(STORAGE_GROUP, "storageclasses", "", class_name)
+        storage_class = self.find(STORAGE_GROUP, "storageclasses", "", class_name)
         if storage_class is None:
             self.events.warning(
                 claim,
@@ -256,7 +248,7 @@ class PersistentVolumeController(Controller):
         path = self.claim_directory(metadata["namespace"], metadata["name"])
         path.mkdir(parents=True, exist_ok=True)
         volume = provisioned_volume(claim, storage_class, path)
-        existing = self._get("", "persistentvolumes", "", volume["metadata"]["name"])
+        existing = self.find("", "persistentvolumes", "", volume["metadata"]["name"])
         created = existing or self.store.create("", "persistentvolumes", None, volume)
         self._annotate_provisioner(claim, str(storage_class.get("provisioner", "")))
         self.events.normal(
@@ -369,12 +361,9 @@ class ClaimProtectionController(Controller):
 
     def reconcile(self, namespace: str, name: str) -> float | None:
         """Lift the finalizer of a deleted claim no running pod uses."""
-        try:
-            claim = self.store.get("", "persistentvolumeclaims", namespace, name)
-        except ApiError as error:
-            if error.code == 404:
-                return None
-            raise
+        claim = self.primary(namespace, name)
+        if claim is None:
+            return None
         finalizers = claim["metadata"].get("finalizers") or []
         if not is_deleting(claim) or PVC_PROTECTION not in finalizers:
             return None
@@ -395,12 +384,9 @@ class VolumeProtectionController(Controller):
 
     def reconcile(self, namespace: str, name: str) -> float | None:
         """Lift the finalizer of a deleted volume that is not Bound."""
-        try:
-            volume = self.store.get("", "persistentvolumes", None, name)
-        except ApiError as error:
-            if error.code == 404:
-                return None
-            raise
+        volume = self.primary(namespace, name)
+        if volume is None:
+            return None
         finalizers = volume["metadata"].get("finalizers") or []
         bound = (volume.get("status") or {}).get("phase") == "Bound"
         if is_deleting(volume) and PV_PROTECTION in finalizers and not bound:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from gyre_local.clock import seconds_since
 from gyre_local.controllers.deployments import template_hash
-from gyre_local.controllers.objects import owned_by, owner_reference, pod_ready
+from gyre_local.controllers.objects import owned_by, owner_reference, pod_ready, ready_seconds
 from gyre_local.store.store import ApiError, Store
 
 REVISION_HASH_LABEL = "controller-revision-hash"
@@ -34,15 +33,6 @@ def revision_number(revision: dict[str, Any]) -> int:
 
 def owner_template(owner: dict[str, Any]) -> dict[str, Any]:
     return dict((owner.get("spec") or {}).get("template") or {})
-
-
-def ready_seconds(pod: dict[str, Any]) -> float:
-    """How long a pod has been Ready (0 when it is not)."""
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready" and condition.get("status") == "True":
-            since = condition.get("lastTransitionTime")
-            return seconds_since(since) if since else 0.0
-    return 0.0
 
 
 def availability_wait(pod: dict[str, Any], min_ready_seconds: float) -> float | None:
