@@ -175,6 +175,16 @@ def test_the_kubernetes_service_names_the_api_server(process_cluster: LocalClust
     assert [(p.name, p.port, p.protocol) for p in subset.ports] == [
         ("https", process_cluster.port, "TCP")
     ]
+    [endpoint_slice] = (
+        client.DiscoveryV1Api(process_cluster.api_client())
+        .list_namespaced_endpoint_slice(
+            "default", label_selector="kubernetes.io/service-name=kubernetes"
+        )
+        .items
+    )
+    assert endpoint_slice.metadata.name == "kubernetes"
+    assert [e.addresses for e in endpoint_slice.endpoints] == [["127.0.0.1"]]
+    assert [(p.name, p.port) for p in endpoint_slice.ports] == [("https", process_cluster.port)]
 
 
 def test_the_kubernetes_service_and_endpoints_come_back_after_delete(

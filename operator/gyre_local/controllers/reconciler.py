@@ -48,12 +48,7 @@ class Controller(ABC):
 
     def find(self, group: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """An object ("" for no namespace), or None when there is none."""
-        try:
-            return self.store.get(group, plural, namespace or None, name)
-        except ApiError as error:
-            if error.code != 404:
-                raise
-            return None
+        return find(self.store, group, plural, namespace, name)
 
     def primary(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The primary object of a key, or None when it is gone."""
@@ -141,6 +136,18 @@ class Controller(ABC):
                 after = RETRY_DELAY
             if after is not None:
                 self.enqueue(key, after)
+
+
+def find(
+    store: Store, group: str, plural: str, namespace: str | None, name: str
+) -> dict[str, Any] | None:
+    """An object ("" or None for no namespace), or None when there is none."""
+    try:
+        return store.get(group, plural, namespace or None, name)
+    except ApiError as error:
+        if error.code != 404:
+            raise
+        return None
 
 
 def owner_keys(kind: str) -> Callable[[dict[str, Any]], list[Key]]:

@@ -11,13 +11,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from gyre_local.clock import now_rfc3339
+from gyre_local.controllers.endpoints import DISCOVERY_GROUP
 from gyre_local.controllers.objects import is_deleting
-from gyre_local.controllers.reconciler import Controller, Key
+from gyre_local.controllers.reconciler import Controller, Key, find
 from gyre_local.jsoncopy import json_copy
 from gyre_local.kubelet.state import NODE_NAME
 from gyre_local.store.admission import DEFAULT_SERVICE_ACCOUNT, ROOT_CA_CONFIGMAP
 from gyre_local.store.builtins import DEFAULT_CLASS_ANNOTATION
-from gyre_local.store.store import ApiError, Store
+from gyre_local.store.store import Store
 
 KUBELET_VERSION = "v1.32.0"
 DEFAULT_STORAGE_CLASS = "standard"
@@ -148,10 +149,10 @@ class NamespaceObjectController(Controller):
 
     def reconcile(self, namespace: str, name: str) -> float | None:
         """Create the namespace's object if it is missing, restore it if it changed."""
-        if not _is_live(_get(self.store, "namespaces", None, name)):
+        if not _is_live(self.find("", "namespaces", "", name)):
             return None
         wanted = self.desired(name)
-        current = _get(self.store, self.plural, name, self.name)
+        current = self.find("", self.plural, name, self.name)
         if current is None:
             self.store.create("", self.plural, name, wanted)
         elif any(current.get(field) != wanted.get(field) for field in self.restored):
@@ -239,9 +240,25 @@ def api_server_endpoints(port: int) -> dict[str, Any]:
     }
 
 
+def api_server_endpoint_slice(port: int) -> dict[str, Any]:
+    """The `kubernetes` Service's EndpointSlice, which kube-apiserver keeps itself (named as the
+    Service, not generated)."""
+    return {
+        "metadata": {
+            "name": API_SERVICE_NAME,
+            "namespace": API_SERVICE_NAMESPACE,
+            "labels": {"kubernetes.io/service-name": API_SERVICE_NAME},
+        },
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    }
+
+
 class ApiServerServiceController(Controller):
-    """Keeps the `kubernetes` Service and its Endpoints pointing at the API server's port, as
-    kube-apiserver's bootstrap controller does: recreated if deleted, restored if changed."""
+    """Keeps the `kubernetes` Service, its Endpoints and EndpointSlice pointing at the API
+    server's port, as kube-apiserver's bootstrap controller does: recreated if deleted,
+    restored if changed."""
 
     resource = ("", "services")
 
@@ -250,54 +267,60 @@ class ApiServerServiceController(Controller):
         self._port = port
 
     def sources(self) -> Iterable[tuple[str, str, Any]]:
-        """The API server's Endpoints."""
-        return [("", "endpoints", _api_service_key)]
+        """The API server's Endpoints and EndpointSlice."""
+        return [
+            ("", "endpoints", _api_service_key),
+            (DISCOVERY_GROUP, "endpointslices", _api_service_key),
+        ]
 
     def reconcile(self, namespace: str, name: str) -> float | None:
-        """Create or restore the Service and its Endpoints."""
+        """Create or restore the Service, its Endpoints and its EndpointSlice."""
         if (namespace, name) == (API_SERVICE_NAMESPACE, API_SERVICE_NAME):
             ensure_api_server_service(self.store, self._port)
         return None
 
 
 def ensure_api_server_service(store: Store, port: int) -> None:
-    """Create the `kubernetes` Service and Endpoints for an API server on `port`, or restore
-    their ports and addresses."""
-    _create_or_restore(store, "services", api_server_service(port), ("ports",))
-    _create_or_restore(store, "endpoints", api_server_endpoints(port), ())
+    """Create the `kubernetes` Service, Endpoints and EndpointSlice for an API server on
+    `port`, or restore their ports and addresses."""
+    _create_or_restore(store, "", "services", api_server_service(port), (("spec", "ports"),))
+    _create_or_restore(store, "", "endpoints", api_server_endpoints(port), (("subsets",),))
+    _create_or_restore(
+        store,
+        DISCOVERY_GROUP,
+        "endpointslices",
+        api_server_endpoint_slice(port),
+        (("addressType",), ("endpoints",), ("ports",)),
+    )
 
 
 def _create_or_restore(
-    store: Store, plural: str, wanted: dict[str, Any], spec_fields: tuple[str, ...]
+    store: Store,
+    group: str,
+    plural: str,
+    wanted: dict[str, Any],
+    fields: tuple[tuple[str, ...], ...],
 ) -> None:
-    """Create `wanted`, or put back its `subsets` and the named spec fields if they changed."""
-    current = _get(store, plural, API_SERVICE_NAMESPACE, API_SERVICE_NAME)
+    """Create `wanted`, or put back the values of its fields at the given paths if they
+    changed."""
+    current = find(store, group, plural, API_SERVICE_NAMESPACE, API_SERVICE_NAME)
     if current is None:
-        store.create("", plural, API_SERVICE_NAMESPACE, wanted)
+        store.create(group, plural, API_SERVICE_NAMESPACE, wanted)
         return
     updated = json_copy(current)
-    for field in spec_fields:
-        updated.setdefault("spec", {})[field] = wanted["spec"][field]
-    if "subsets" in wanted:
-        updated["subsets"] = wanted["subsets"]
+    for *parents, field in fields:
+        target, source = updated, wanted
+        for parent in parents:
+            target, source = target.setdefault(parent, {}), source[parent]
+        target[field] = source[field]
     if updated != current:
-        store.replace("", plural, API_SERVICE_NAMESPACE, API_SERVICE_NAME, updated)
+        store.replace(group, plural, API_SERVICE_NAMESPACE, API_SERVICE_NAME, updated)
 
 
 def _api_service_key(obj: dict[str, Any]) -> list[Key]:
     metadata = obj.get("metadata") or {}
     key = (metadata.get("namespace", ""), metadata.get("name", ""))
     return [key] if key == (API_SERVICE_NAMESPACE, API_SERVICE_NAME) else []
-
-
-def _get(store: Store, plural: str, namespace: str | None, name: str) -> dict[str, Any] | None:
-    """A core object, or None when it does not exist."""
-    try:
-        return store.get("", plural, namespace, name)
-    except ApiError as error:
-        if error.code != 404:
-            raise
-        return None
 
 
 def _is_live(obj: dict[str, Any] | None) -> bool:
