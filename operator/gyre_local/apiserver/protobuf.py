@@ -1,6 +1,7 @@
 """Request bodies kubectl sends in Kubernetes' protobuf encoding, for the kinds it creates so
-(`kubectl autoscale` posts an autoscaling/v1 HorizontalPodAutoscaler): their fields the local
-cluster reads, in the JSON form. Other kinds are not decoded."""
+(`kubectl autoscale` posts an autoscaling/v1 HorizontalPodAutoscaler; `kubectl auth` and
+`create token` post reviews and token requests): their fields the local cluster reads, in the
+JSON form. Other kinds are not decoded."""
 
 from __future__ import annotations
 
@@ -52,13 +53,17 @@ def decode_object(raw: bytes) -> dict[str, Any] | None:
     """The JSON form of an object in Kubernetes' protobuf envelope (runtime.Unknown), or None
     when it is of a kind not decoded here."""
     envelope = _fields(raw[len(_MAGIC) :])
-    type_meta = _message(
-        _last(envelope.get(1), b""), {1: ("apiVersion", "string"), 2: ("kind", "string")}
-    )
+    type_meta = _message(_last(envelope.get(1), b""), _TYPE_META)
     schema = _OBJECTS.get((type_meta.get("apiVersion", ""), type_meta.get("kind", "")))
     if schema is None:
         return None
     return {**type_meta, **_message(_last(envelope.get(2), b""), schema)}
+
+
+def decode(raw: bytes, schema: Schema) -> dict[str, Any]:
+    """The JSON form of the fields `schema` names in the object of Kubernetes' protobuf
+    envelope, whatever its kind."""
+    return _message(_last(_fields(raw[len(_MAGIC) :]).get(2), b""), schema)
 
 
 def _message(data: bytes, schema: Schema) -> dict[str, Any]:

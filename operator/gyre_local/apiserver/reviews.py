@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from gyre_local.apiserver import protobuf
+from gyre_local.apiserver.protobuf import Schema
 from gyre_local.store.admission import TOKEN_EXPIRATION_SECONDS
 from gyre_local.store.builtins import ResourceType
 from gyre_local.store.store import ApiError, Store, bad_request, invalid
@@ -40,13 +42,10 @@ _MIN_EXPIRATION = 600
 _EXTENDED_EXPIRATION = 365 * 24 * 3600
 # Signs the tokens this process issues; tokens do not outlive it, as nothing else is persisted.
 _SIGNING_KEY = secrets.token_bytes(32)
-_PROTOBUF_MAGIC = b"k8s\x00"
 # Names the TokenRequest in errors, as kube-apiserver does.
 _TOKEN_REQUEST = ResourceType(AUTHENTICATION_GROUP, "v1", "TokenRequest", "tokenrequests", True)
 
-# Protobuf field number -> (JSON name, "string" | "strings" | "int" | nested message schema).
-_Schema = dict[int, tuple[str, Any]]
-_RESOURCE_ATTRIBUTES: _Schema = {
+_RESOURCE_ATTRIBUTES: Schema = {
     1: ("namespace", "string"),
     2: ("verb", "string"),
     3: ("group", "string"),
@@ -55,15 +54,15 @@ _RESOURCE_ATTRIBUTES: _Schema = {
     6: ("subresource", "string"),
     7: ("name", "string"),
 }
-_NON_RESOURCE_ATTRIBUTES: _Schema = {1: ("path", "string"), 2: ("verb", "string")}
-_ACCESS_SPEC: _Schema = {
+_NON_RESOURCE_ATTRIBUTES: Schema = {1: ("path", "string"), 2: ("verb", "string")}
+_ACCESS_SPEC: Schema = {
     1: ("resourceAttributes", _RESOURCE_ATTRIBUTES),
     2: ("nonResourceAttributes", _NON_RESOURCE_ATTRIBUTES),
     3: ("user", "string"),
     4: ("groups", "strings"),
     6: ("uid", "string"),
 }
-_SPECS: dict[str, _Schema] = {
+_SPECS: dict[str, Schema] = {
     "SelfSubjectAccessReview": _ACCESS_SPEC,
     "SubjectAccessReview": _ACCESS_SPEC,
     "LocalSubjectAccessReview": _ACCESS_SPEC,
@@ -321,73 +320,14 @@ def _rfc3339(epoch: int) -> str:
 # ---- request bodies ----
 
 
-def _spec(raw: bytes, content_type: str, schema: _Schema) -> dict[str, Any]:
+def _spec(raw: bytes, content_type: str, schema: Schema) -> dict[str, Any]:
     """The spec of a request body in protobuf, JSON or YAML."""
-    if raw.startswith(_PROTOBUF_MAGIC):
-        envelope = _fields(raw[len(_PROTOBUF_MAGIC) :])
-        message = _fields(_only(envelope.get(2), b""))
-        return _message(_only(message.get(2), b""), schema)
+    if protobuf.is_protobuf(raw):
+        spec: dict[str, Any] = protobuf.decode(raw, {2: ("spec", schema)}).get("spec", {})
+        return spec
     try:
         body = yaml.safe_load(raw) if "yaml" in content_type else json.loads(raw or b"{}")
     except (ValueError, yaml.YAMLError) as error:
         raise bad_request(f"the body of the request could not be decoded: {error}") from error
-    spec = body.get("spec") if isinstance(body, dict) else None
-    return dict(spec) if isinstance(spec, dict) else {}
-
-
-def _message(data: bytes, schema: _Schema) -> dict[str, Any]:
-    """The JSON form of the fields `schema` names in a protobuf message (others are skipped)."""
-    result: dict[str, Any] = {}
-    for number, values in _fields(data).items():
-        if number not in schema:
-            continue
-        name, kind = schema[number]
-        if kind == "strings":
-            result[name] = [bytes(v).decode() for v in values]
-        elif kind == "string":
-            result[name] = bytes(_only(values, b"")).decode()
-        elif kind == "int":
-            result[name] = _only(values, 0)
-        else:
-            result[name] = _message(bytes(_only(values, b"")), kind)
-    return result
-
-
-def _only(values: list[Any] | None, default: Any) -> Any:
-    return values[-1] if values else default
-
-
-def _fields(data: bytes) -> dict[int, list[Any]]:
-    """The fields of a protobuf message: varints as ints, length-delimited ones as bytes."""
-    fields: dict[int, list[Any]] = {}
-    position = 0
-    try:
-        while position < len(data):
-            key, position = _varint(data, position)
-            number, wire_type = key >> 3, key & 7
-            value: int | bytes
-            if wire_type == 0:
-                value, position = _varint(data, position)
-            elif wire_type == 2:
-                length, position = _varint(data, position)
-                value, position = data[position : position + length], position + length
-            elif wire_type in (1, 5):
-                size = 8 if wire_type == 1 else 4
-                value, position = data[position : position + size], position + size
-            else:
-                raise ValueError(f"wire type {wire_type}")
-            fields.setdefault(number, []).append(value)
-    except (IndexError, ValueError) as error:
-        raise bad_request(f"the body of the request could not be decoded: {error}") from error
-    return fields
-
-
-def _varint(data: bytes, position: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, position
-        shift += 7
+    given = body.get("spec") if isinstance(body, dict) else None
+    return dict(given) if isinstance(given, dict) else {}
