@@ -16,6 +16,7 @@ import kubernetes
 import pytest
 import yaml
 from aiohttp import web
+from kubectl_runner import Kubectl, kubectl_runner
 
 from gyre_local.apiserver.app import create_app
 from gyre_local.cluster import LocalCluster, running_cluster
@@ -282,6 +283,12 @@ def process_cluster() -> Iterator[LocalCluster]:
     }
     with running_cluster(**options) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def kubectl(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    """kubectl against the module's cluster, with a discovery cache of its own."""
+    return kubectl_runner(cluster.kubeconfig_path, tmp_path_factory.mktemp("kubecache"))
 
 
 @pytest.fixture(scope="module")

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 import yaml
-from kubectl_runner import Kubectl, kubectl_runner
-
-from gyre_local.cluster import LocalCluster, running_cluster
+from kubectl_runner import Kubectl
 
 pytestmark = pytest.mark.cluster
 
@@ -234,17 +231,6 @@ def test_discovery_serves_both_versions_v2_preferred(apiserver: Any) -> None:
 
 
 # ---- kubectl ----
-
-
-@pytest.fixture(scope="module")
-def kubectl_cluster() -> Iterator[LocalCluster]:
-    with running_cluster() as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def kubectl(kubectl_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    return kubectl_runner(kubectl_cluster.kubeconfig_path, tmp_path_factory.mktemp("kubecache"))
 
 
 def test_kubectl_autoscale_creates_an_autoscaler_kubectl_gets(kubectl: Kubectl) -> None:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import yaml
-from kubectl_runner import Kubectl, kubectl_runner
-
-from gyre_local.cluster import LocalCluster, running_cluster
+from kubectl_runner import Kubectl
 
 pytestmark = pytest.mark.cluster
 
@@ -378,17 +375,6 @@ def test_a_job_without_labels_is_labelled_as_its_pods(apiserver: Any) -> None:
 
 
 # ---- kubectl round trips ----
-
-
-@pytest.fixture(scope="module")
-def kubectl_cluster() -> Iterator[LocalCluster]:
-    with running_cluster() as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def kubectl(kubectl_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    return kubectl_runner(kubectl_cluster.kubeconfig_path, tmp_path_factory.mktemp("kubecache"))
 
 
 def _web(image: str) -> dict[str, Any]:
