@@ -427,3 +427,59 @@ def test_kubectl_diff_apply_and_rollout_undo_round_trip(kubectl: Kubectl, tmp_pa
     assert _replica_sets(kubectl) == both
     revision = json.loads(kubectl("get", "rs", first[0], "-o", "json").stdout)["metadata"]
     assert revision["annotations"]["deployment.kubernetes.io/revision"] == "3"
+
+
+SERVICE_PORTS = [{"name": "http", "port": 80}]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        pytest.param(
+            {"selector": {"app": "x"}, "ports": SERVICE_PORTS},
+            {
+                "type": "ClusterIP",
+                "sessionAffinity": "None",
+                "internalTrafficPolicy": "Cluster",
+                "ipFamilies": ["IPv4"],
+                "ipFamilyPolicy": "SingleStack",
+            },
+            id="cluster-ip",
+        ),
+        pytest.param(
+            {"clusterIP": "None", "selector": {"app": "x"}, "ports": SERVICE_PORTS},
+            {"clusterIP": "None", "clusterIPs": ["None"], "ipFamilyPolicy": "SingleStack"},
+            id="headless",
+        ),
+        pytest.param(
+            {"type": "LoadBalancer", "selector": {"app": "x"}, "ports": SERVICE_PORTS},
+            {"externalTrafficPolicy": "Cluster", "allocateLoadBalancerNodePorts": True},
+            id="load-balancer",
+        ),
+    ],
+)
+def test_services_get_kube_apiserver_defaults(
+    apiserver: Any, spec: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    response = requests.post(
+        apiserver.url + "/api/v1/namespaces/default/services",
+        json={"metadata": {"generateName": "svc-"}, "spec": spec},
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()["spec"]
+    assert created.items() >= expected.items()
+    assert created["ports"] == [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 80}]
+    assert created["clusterIPs"] == [created["clusterIP"]]
+
+
+def test_an_external_name_service_gets_no_cluster_ip_or_traffic_policy(apiserver: Any) -> None:
+    response = requests.post(
+        apiserver.url + "/api/v1/namespaces/default/services",
+        json={
+            "metadata": {"name": "external"},
+            "spec": {"type": "ExternalName", "externalName": "db.example.com"},
+        },
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()["spec"]
+    assert {"clusterIP", "clusterIPs", "internalTrafficPolicy", "ipFamilies"}.isdisjoint(created)

@@ -264,12 +264,20 @@ def set_defaults(kind: str, obj: dict[str, Any], cluster_ip: Callable[[], str]) 
     elif kind == "Service" and spec is not None:
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("sessionAffinity", "None")
-        if spec.get("clusterIP") != "None":
-            spec["clusterIP"] = spec.get("clusterIP") or cluster_ip()
-            spec["clusterIPs"] = [spec["clusterIP"]]
         for port in spec.get("ports") or []:
             port.setdefault("protocol", "TCP")
             port.setdefault("targetPort", port.get("port"))
+        if spec["type"] != "ExternalName":
+            # SetDefaults_Service, then the single-stack IPv4 allocation of the REST strategy.
+            spec["clusterIP"] = spec.get("clusterIP") or cluster_ip()
+            spec["clusterIPs"] = [spec["clusterIP"]]
+            spec.setdefault("internalTrafficPolicy", "Cluster")
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+        if spec["type"] in ("NodePort", "LoadBalancer"):
+            spec.setdefault("externalTrafficPolicy", "Cluster")
+        if spec["type"] == "LoadBalancer":
+            spec.setdefault("allocateLoadBalancerNodePorts", True)
     elif kind in ("Deployment", "ReplicaSet") and spec is not None:
         _fill(spec, "replicas", 1)
         if kind == "Deployment":
