@@ -24,6 +24,7 @@ from gyre_local.apiserver.app import create_app
 from gyre_local.certificates import Pki, ensure_pki
 from gyre_local.controllers.daemonsets import DaemonSetController
 from gyre_local.controllers.deployments import DeploymentController, ReplicaSetController
+from gyre_local.controllers.disruption import DisruptionController
 from gyre_local.controllers.endpoints import EndpointsController
 from gyre_local.controllers.jobs import JobController
 from gyre_local.controllers.reconciler import Controller
@@ -60,6 +61,7 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     DeploymentController,
     StatefulSetController,
     DaemonSetController,
+    DisruptionController,
     EndpointsController,
     ClaimProtectionController,
     VolumeProtectionController,

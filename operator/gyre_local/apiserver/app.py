@@ -12,6 +12,7 @@ from aiohttp import web
 
 from gyre_local.apiserver import (
     discovery,
+    eviction,
     openapi,
     protobuf,
     proxying,
@@ -209,6 +210,17 @@ async def _resource_request(
             await request.read(),
             request.headers.get("Content-Type", ""),
             request.headers.get("Authorization", ""),
+        )
+        return _json(answer, 201)
+    if eviction.handles(target.rtype, target.subresource) and target.name:
+        if request.method != "POST":
+            raise ApiError(405, "MethodNotAllowed", f"{request.method} is not allowed on eviction")
+        answer = eviction.evict(
+            store,
+            target.namespace or "",
+            target.name,
+            await _body(request),
+            dry_run=_dry_run(request),
         )
         return _json(answer, 201)
     if target.name is None:

@@ -102,6 +102,8 @@ def _api_resources(rtype: ResourceType) -> list[dict[str, Any]]:
             entry.update(
                 group="authentication.k8s.io", version="v1", kind="TokenRequest", verbs=["create"]
             )
+        elif sub == "eviction":
+            entry.update(group="policy", version="v1", kind="Eviction", verbs=["create"])
         elif sub == "log":
             entry.update(kind="Pod", verbs=["get"])
         elif sub == "proxy":

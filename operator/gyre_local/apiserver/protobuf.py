@@ -1,7 +1,7 @@
 """Request bodies kubectl sends in Kubernetes' protobuf encoding, for the kinds it creates so
-(`kubectl autoscale` posts an autoscaling/v1 HorizontalPodAutoscaler; `kubectl auth` and
-`create token` post reviews and token requests): their fields the local cluster reads, in the
-JSON form. Other kinds are not decoded."""
+(`kubectl autoscale` posts an autoscaling/v1 HorizontalPodAutoscaler, `kubectl drain` a
+policy/v1 Eviction; `kubectl auth` and `create token` post reviews and token requests): their
+fields the local cluster reads, in the JSON form. Other kinds are not decoded."""
 
 from __future__ import annotations
 
@@ -29,6 +29,17 @@ _CROSS_VERSION_REFERENCE: Schema = {
 _TYPE_META: Schema = {1: ("apiVersion", "string"), 2: ("kind", "string")}
 _MAP_ENTRY: Schema = {1: ("key", "string"), 2: ("value", "string")}
 _OBJECTS: dict[tuple[str, str], Schema] = {
+    ("policy/v1", "Eviction"): {
+        1: ("metadata", _OBJECT_META),
+        2: (
+            "deleteOptions",
+            {
+                1: ("gracePeriodSeconds", "int"),
+                4: ("propagationPolicy", "string"),
+                5: ("dryRun", "strings"),
+            },
+        ),
+    },
     ("autoscaling/v1", "HorizontalPodAutoscaler"): {
         1: ("metadata", _OBJECT_META),
         2: (

@@ -18,6 +18,7 @@ from gyre_local.controllers.workloads import (
     pod_from_template,
     pod_revision,
 )
+from gyre_local.store.selectors import expression_holds
 from gyre_local.store.store import ApiError, Store
 
 TEMPLATE_GENERATION_LABEL = "pod-template-generation"
@@ -63,28 +64,6 @@ def daemon_tolerations(pod_spec: dict[str, Any]) -> list[dict[str, Any]]:
     return tolerations + [t for t in extra if t not in tolerations]
 
 
-def requirement_met(requirement: dict[str, Any], values: dict[str, str]) -> bool:
-    """A node selector requirement (In, NotIn, Exists, DoesNotExist, Gt, Lt) against a node's
-    labels or fields."""
-    key, operator = requirement.get("key", ""), requirement.get("operator", "")
-    wanted = [str(v) for v in requirement.get("values") or []]
-    present, value = key in values, values.get(key)
-    if operator in ("Gt", "Lt"):
-        if not present or len(wanted) != 1:
-            return False
-        try:
-            actual, bound = int(str(value)), int(wanted[0])
-        except ValueError:
-            return False
-        return actual > bound if operator == "Gt" else actual < bound
-    return {
-        "In": present and value in wanted,
-        "NotIn": not present or value not in wanted,
-        "Exists": present,
-        "DoesNotExist": not present,
-    }.get(operator, False)
-
-
 def affinity_allows(pod_spec: dict[str, Any], node: dict[str, Any]) -> bool:
     """Whether the template's required node affinity admits a node: some term whose every
     label expression and field (metadata.name) requirement holds (an empty term matches no
@@ -97,8 +76,8 @@ def affinity_allows(pod_spec: dict[str, Any], node: dict[str, Any]) -> bool:
     fields = {"metadata.name": node["metadata"]["name"]}
     return any(
         (term.get("matchExpressions") or term.get("matchFields"))
-        and all(requirement_met(r, labels) for r in term.get("matchExpressions") or [])
-        and all(requirement_met(r, fields) for r in term.get("matchFields") or [])
+        and all(expression_holds(r, labels) for r in term.get("matchExpressions") or [])
+        and all(expression_holds(r, fields) for r in term.get("matchFields") or [])
         for term in required.get("nodeSelectorTerms") or []
     )
 

@@ -99,7 +99,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         True,
         ("po",),
         _ALL,
-        ("status", "log", "proxy", "exec", "attach", "portforward"),
+        ("status", "log", "proxy", "exec", "attach", "portforward", "eviction"),
         field_labels=("status.phase", "spec.nodeName", "spec.restartPolicy", "status.podIP"),
     ),
     ResourceType("", "v1", "Service", "services", True, ("svc",), _ALL, ("status", "proxy")),

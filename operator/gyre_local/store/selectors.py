@@ -89,6 +89,48 @@ def parse_label_selector(text: str | None) -> LabelSelector:
     return tuple(requirements)
 
 
+# The operators of matchExpressions (and of node selector terms) as the parsed form names them.
+_EXPRESSION_OPERATORS = {
+    "In": "in",
+    "NotIn": "notin",
+    "Exists": "exists",
+    "DoesNotExist": "!exists",
+    "Gt": "gt",
+    "Lt": "lt",
+}
+
+
+def expression_requirement(expression: Mapping[str, Any]) -> Requirement | None:
+    """One matchExpressions entry ({key, operator, values}) as a Requirement, or None when it
+    cannot hold (an unknown operator, Gt/Lt without exactly one integer)."""
+    operator = _EXPRESSION_OPERATORS.get(str(expression.get("operator", "")))
+    values = [str(v) for v in expression.get("values") or []]
+    if operator is None:
+        return None
+    if operator in ("gt", "lt") and (len(values) != 1 or not values[0].lstrip("-").isdigit()):
+        return None
+    return Requirement(str(expression.get("key", "")), operator, frozenset(values))
+
+
+def expression_holds(expression: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """Whether a label (or field) set satisfies one matchExpressions entry."""
+    requirement = expression_requirement(expression)
+    return requirement is not None and requirement.matches(labels)
+
+
+def object_selector_matches(
+    selector: Mapping[str, Any] | None, labels: Mapping[str, str] | None
+) -> bool:
+    """Whether a metav1.LabelSelector object (matchLabels and matchExpressions) selects a label
+    set; a null selector selects nothing, an empty one everything."""
+    if selector is None:
+        return False
+    present = labels or {}
+    return all(present.get(k) == v for k, v in (selector.get("matchLabels") or {}).items()) and all(
+        expression_holds(e, present) for e in selector.get("matchExpressions") or []
+    )
+
+
 def labels_match(selector: LabelSelector, labels: Mapping[str, str] | None) -> bool:
     """Whether a label set satisfies every requirement of a selector."""
     present = labels or {}
