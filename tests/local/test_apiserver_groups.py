@@ -231,13 +231,26 @@ def test_apply_chart_manifests_with_real_defaults(kubectl: Kubectl) -> None:
     }
     binding = _get(kubectl, "rolebinding", "reader", "-n", namespace)
     assert [s.get("apiGroup") for s in binding["subjects"]] == [None, "rbac.authorization.k8s.io"]
-    pdb = _get(kubectl, "pdb", "web", "-n", namespace)
-    assert pdb["status"] == {
+    # The disruption controller's figures for minAvailable 1 over no pods.
+    status = wait_for(
+        lambda: (
+            _get(kubectl, "pdb", "web", "-n", namespace)["status"].get("conditions")
+            and _get(kubectl, "pdb", "web", "-n", namespace)["status"]
+        )
+    )
+    assert {k: v for k, v in status.items() if k != "conditions"} == {
         "currentHealthy": 0,
-        "desiredHealthy": 0,
+        "desiredHealthy": 1,
         "disruptionsAllowed": 0,
         "expectedPods": 0,
+        "observedGeneration": 1,
     }
+    [allowed] = status["conditions"]
+    assert (allowed["type"], allowed["status"], allowed["reason"]) == (
+        "DisruptionAllowed",
+        "False",
+        "InsufficientPods",
+    )
     assert _get(kubectl, "ing", "web", "-n", namespace)["status"] == {"loadBalancer": {}}
     policy = _get(kubectl, "netpol", "web", "-n", namespace)["spec"]
     assert policy["policyTypes"] == ["Ingress"]
