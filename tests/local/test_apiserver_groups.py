@@ -231,13 +231,13 @@ def test_apply_chart_manifests_with_real_defaults(kubectl: Kubectl) -> None:
     }
     binding = _get(kubectl, "rolebinding", "reader", "-n", namespace)
     assert [s.get("apiGroup") for s in binding["subjects"]] == [None, "rbac.authorization.k8s.io"]
+
     # The disruption controller's figures for minAvailable 1 over no pods.
-    status = wait_for(
-        lambda: (
-            _get(kubectl, "pdb", "web", "-n", namespace)["status"].get("conditions")
-            and _get(kubectl, "pdb", "web", "-n", namespace)["status"]
-        )
-    )
+    def observed() -> dict[str, Any] | None:
+        found: dict[str, Any] = _get(kubectl, "pdb", "web", "-n", namespace)["status"]
+        return found if found.get("conditions") else None
+
+    status = wait_for(observed)
     assert {k: v for k, v in status.items() if k != "conditions"} == {
         "currentHealthy": 0,
         "desiredHealthy": 1,
