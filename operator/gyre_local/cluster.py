@@ -128,7 +128,7 @@ class LocalCluster:
             self.store.create(CRD_GROUP, CRD_PLURAL, None, document)
         # Open watches must not hold up a stop; a dropped client ends its watch handler.
         self._runner = web.AppRunner(
-            create_app(self.store, self.kubelet.process_pod),
+            create_app(self.store, self.kubelet.process_pod, self.kubelet),
             access_log=None,
             handler_cancellation=True,
             shutdown_timeout=SHUTDOWN_TIMEOUT,

@@ -13,6 +13,7 @@ from aiohttp import web
 from gyre_local.apiserver import (
     discovery,
     eviction,
+    metrics,
     openapi,
     protobuf,
     proxying,
@@ -42,13 +43,17 @@ _PROXY_KEY = web.AppKey("proxy", proxying.ApiProxy)
 
 
 def create_app(
-    store: Store, pod_processes: streaming.PodProcesses = streaming.no_processes
+    store: Store,
+    pod_processes: streaming.PodProcesses = streaming.no_processes,
+    usage: metrics.MetricsProvider | None = None,
 ) -> web.Application:
     """An aiohttp application serving the Kubernetes API of a store; exec, attach,
-    port-forward and timed logs reach the containers pod_processes finds (the kubelet's)."""
+    port-forward and timed logs reach the containers pod_processes finds (the kubelet's), the
+    metrics API serves the usage samples of `usage` (the kubelet's)."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[_STORE_KEY] = store
     app[streaming.PROCESSES_KEY] = pod_processes
+    app[metrics.METRICS_KEY] = usage or metrics.NoMetrics()
     app[_PROXY_KEY] = proxy = proxying.ApiProxy(store)
     app.on_startup.append(lambda _app: proxy.relay.open())
     app.on_cleanup.append(lambda _app: proxy.relay.close())
@@ -91,6 +96,8 @@ async def _route(request: web.Request, store: Store) -> web.StreamResponse:
         if document is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return _json(document)
+    if (match := metrics.METRICS_PATH.fullmatch(path)) is not None:
+        return _json(metrics.serve(request, store, match))
     segments = [s for s in path.split("/") if s]
     if segments[:1] == ["api"] or segments[:1] == ["apis"]:
         if request.method == "GET" and discovery.is_discovery(segments):

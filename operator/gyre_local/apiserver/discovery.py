@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gyre_local.apiserver import metrics
 from gyre_local.store.store import ApiError, ResourceType, Store
 
 _AGGREGATED_DISCOVERY = "as=APIGroupDiscoveryList"
@@ -31,8 +32,10 @@ def document(store: Store, segments: list[str], accept: str, host: str) -> dict[
         return {
             "kind": "APIGroupList",
             "apiVersion": "v1",
-            "groups": [_group_info(g, types) for g in groups],
+            "groups": [_group_info(g, types) for g in groups] + [metrics.group_info()],
         }
+    if segments[1:2] == [metrics.GROUP]:
+        return _metrics_document(segments)
     if segments[0] == "api":
         group, version = "", segments[1]
     elif len(segments) == 2:
@@ -49,6 +52,21 @@ def document(store: Store, segments: list[str], accept: str, host: str) -> dict[
         "apiVersion": "v1",
         "groupVersion": f"{group}/{version}" if group else version,
         "resources": [r for t in served for r in _api_resources(t)],
+    }
+
+
+def _metrics_document(segments: list[str]) -> dict[str, Any]:
+    """The APIGroup or APIResourceList of the metrics API, as metrics-server's aggregated
+    API serves them."""
+    if len(segments) == 2:
+        return {"kind": "APIGroup", "apiVersion": "v1", **metrics.group_info()}
+    if segments[2] != metrics.VERSION:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": metrics.GROUP_VERSION,
+        "resources": metrics.API_RESOURCES,
     }
 
 

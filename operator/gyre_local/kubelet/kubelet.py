@@ -31,6 +31,13 @@ from gyre_local.kubelet.state import (
     pod_status,
     restarts,
 )
+from gyre_local.kubelet.usage import (
+    Usage,
+    UsageHistory,
+    node_sample,
+    sample_sessions,
+    session_totals,
+)
 from gyre_local.store.store import ApiError, Store
 
 log = logging.getLogger(__name__)
@@ -43,6 +50,8 @@ DEFAULT_GRACE = 30.0
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 # The kubelet's node lease: its duration, and how often it is renewed (a quarter of it).
 LEASE_DURATION_SECONDS = 40
+# How often container and node usage is sampled (metrics-server's default resolution is 15 s).
+METRICS_RESOLUTION = 10.0
 
 
 @dataclass(frozen=True)
@@ -367,6 +376,9 @@ class Kubelet:
         self._shared_volumes = state_dir / "volumes"
         self.backoff = backoff or Backoff()
         self.heartbeat = heartbeat or Heartbeat()
+        self.metrics_resolution = METRICS_RESOLUTION
+        self._usage = UsageHistory()
+        self._node_usage = UsageHistory()
         self._pods: dict[str, _PodHandle] = {}
         self._retirements: set[asyncio.Task[None]] = set()
         self.events = EventRecorder(store, "kubelet", host=NODE_NAME)
@@ -376,10 +388,12 @@ class Kubelet:
         """Run pods as they appear and stop them as they are deleted, and keep the node's
         heartbeat, until cancelled."""
         beating = asyncio.create_task(self._beat_forever(), name="node heartbeat")
+        sampling = asyncio.create_task(self._sample_forever(), name="usage sampler")
         try:
             await watch_forever(self.store, "", "pods", self._on_event)
         finally:
             beating.cancel()
+            sampling.cancel()
             await self.shutdown()
 
     async def _beat_forever(self) -> None:
@@ -396,6 +410,39 @@ class Kubelet:
             except ApiError as error:
                 log.warning("node heartbeat failed: %s", error)
             await asyncio.sleep(self.heartbeat.lease_period)
+
+    async def _sample_forever(self) -> None:
+        """Sample the node's and every process container's usage each metrics resolution."""
+        while True:
+            self.sample_usage()
+            await asyncio.sleep(self.metrics_resolution)
+
+    def sample_usage(self) -> None:
+        """Take one sample of the node and of every running process container."""
+        leaders: dict[object, int] = {
+            (uid, container, pid): pid
+            for uid, handle in self._pods.items()
+            if isinstance(handle.runner, ProcessPod)
+            for container, pid in handle.runner.container_pids().items()
+        }
+        sample_sessions(self._usage, leaders, session_totals())
+        self._node_usage.record(NODE_NAME, node_sample())
+
+    def pod_usage(self, uid: str) -> dict[str, Usage]:
+        """{container: usage over the last window} of a pod's running containers that have
+        been sampled twice (none for simulated pods, which use nothing)."""
+        handle = self._pods.get(uid)
+        if handle is None or not isinstance(handle.runner, ProcessPod):
+            return {}
+        usages = {
+            container: self._usage.usage((uid, container, pid))
+            for container, pid in handle.runner.container_pids().items()
+        }
+        return {container: usage for container, usage in usages.items() if usage is not None}
+
+    def node_usage(self) -> Usage | None:
+        """The whole machine's usage over the last window, None before two samples."""
+        return self._node_usage.usage(NODE_NAME)
 
     async def shutdown(self, grace_cap: float = 5.0) -> None:
         """Stop every pod's containers: SIGTERM, then SIGKILL after at most grace_cap seconds."""

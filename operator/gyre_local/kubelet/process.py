@@ -522,6 +522,11 @@ class ProcessPod:
         process = self._processes.get(container)
         return process.stdin if process is not None and self.context(container) else None
 
+    def container_pids(self) -> dict[str, int]:
+        """{container: pid} of the containers whose process is running (the session leader of
+        each container's processes)."""
+        return {name: process.pid for name, process in self._processes.items()}
+
     def _record(self, container: str) -> ContainerRecord | None:
         records = [*self.record.containers, *self.record.init_containers]
         return next((r for r in records if r.name == container), None)

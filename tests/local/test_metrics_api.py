@@ -1,0 +1,201 @@
+"""The resource metrics API (metrics.k8s.io/v1beta1) over process pods, read as kubectl top
+and clients read metrics-server."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubectl_runner import Kubectl
+from kubernetes import client
+
+from gyre_local.apiserver.metrics import cpu_quantity, duration, memory_quantity
+from gyre_local.cluster import LocalCluster, wait_for
+
+pytestmark = pytest.mark.cluster
+NS = "metrics"
+IMAGE = "local/python:3.11"
+BURN = "while True: pass"
+IDLE = "import time; time.sleep(3600)"
+# Seconds between the two usage samples the rates are measured over.
+WINDOW = 1.0
+
+
+@pytest.fixture(scope="module")
+def cluster(process_cluster: LocalCluster) -> LocalCluster:
+    """This module's tests run pods as processes."""
+    return process_cluster
+
+
+def _pod(name: str, program: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}, "annotations": annotations or {}},
+        "spec": {
+            "containers": [{"name": "main", "image": IMAGE, "command": ["python", "-c", program]}]
+        },
+    }
+
+
+def _running(core: client.CoreV1Api, name: str) -> bool:
+    return core.read_namespaced_pod(name, NS).status.phase == "Running"
+
+
+@pytest.fixture(scope="module")
+def pods(cluster: LocalCluster, core: client.CoreV1Api) -> Iterator[None]:
+    """A pod burning a CPU, an idle one and a simulated one, their usage sampled twice."""
+    core.create_namespace({"metadata": {"name": NS}})
+    core.create_namespaced_pod(NS, _pod("busy", BURN))
+    core.create_namespaced_pod(NS, _pod("idle", IDLE))
+    core.create_namespaced_pod(NS, _pod("sim", IDLE, {"local.gyre.dev/kubelet": "simulated"}))
+    for name in ("busy", "idle", "sim"):
+        wait_for(lambda name=name: _running(core, name))
+    cluster.call(cluster.kubelet.sample_usage)
+    time.sleep(WINDOW)
+    cluster.call(cluster.kubelet.sample_usage)
+    yield
+    core.delete_namespace(NS)
+
+
+def _get(cluster: LocalCluster, path: str) -> Any:
+    with urllib.request.urlopen(cluster.url + path, context=cluster.ssl_context()) as response:
+        return json.load(response)
+
+
+def _error(cluster: LocalCluster, path: str) -> tuple[int, dict[str, Any]]:
+    """The status code and Status of a failed GET."""
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        _get(cluster, path)
+    return raised.value.code, json.load(raised.value)
+
+
+def _nanocores(quantity: str) -> int:
+    scales = {"n": 1, "u": 1_000, "m": 1_000_000}
+    if quantity[-1] in scales:
+        return int(quantity[:-1]) * scales[quantity[-1]]
+    return int(quantity) * 1_000_000_000
+
+
+def _bytes(quantity: str) -> int:
+    scales = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
+    return int(quantity[:-2]) * scales[quantity[-2:]] if quantity[-2:] in scales else int(quantity)
+
+
+@pytest.mark.usefixtures("pods")
+def test_pod_metrics_show_the_busy_pod_using_more_cpu(cluster: LocalCluster) -> None:
+    listed = _get(cluster, f"/apis/metrics.k8s.io/v1beta1/namespaces/{NS}/pods")
+    assert listed["kind"] == "PodMetricsList"
+    assert listed["apiVersion"] == "metrics.k8s.io/v1beta1"
+    by_name = {item["metadata"]["name"]: item for item in listed["items"]}
+    assert sorted(by_name) == ["busy", "idle"]  # a simulated pod has no metrics
+    busy, idle = by_name["busy"], by_name["idle"]
+    assert busy["kind"] == "PodMetrics"
+    assert busy["metadata"]["namespace"] == NS
+    assert busy["metadata"]["labels"] == {"app": "busy"}
+    assert busy["metadata"]["creationTimestamp"] and busy["timestamp"]
+    assert busy["window"].endswith("s") and float(busy["window"][:-1]) >= WINDOW
+    [busy_main] = busy["containers"]
+    [idle_main] = idle["containers"]
+    assert busy_main["name"] == "main"
+    busy_cpu = _nanocores(busy_main["usage"]["cpu"])
+    assert busy_cpu > _nanocores(idle_main["usage"]["cpu"])
+    assert busy_cpu > 100_000_000  # a tenth of a core at least
+    assert _bytes(busy_main["usage"]["memory"]) > 0
+    assert busy_main["usage"]["memory"].endswith("Ki") or "Mi" in busy_main["usage"]["memory"]
+
+
+@pytest.mark.usefixtures("pods")
+def test_one_pod_metrics_and_selectors(cluster: LocalCluster) -> None:
+    one = _get(cluster, f"/apis/metrics.k8s.io/v1beta1/namespaces/{NS}/pods/idle")
+    assert one["metadata"]["name"] == "idle"
+    selected = _get(
+        cluster, f"/apis/metrics.k8s.io/v1beta1/namespaces/{NS}/pods?labelSelector=app=busy"
+    )
+    assert [item["metadata"]["name"] for item in selected["items"]] == ["busy"]
+    everywhere = _get(cluster, "/apis/metrics.k8s.io/v1beta1/pods")
+    assert {"busy", "idle"} <= {item["metadata"]["name"] for item in everywhere["items"]}
+
+
+@pytest.mark.usefixtures("pods")
+def test_pods_without_metrics_are_not_found_as_metrics_server_answers(
+    cluster: LocalCluster,
+) -> None:
+    code, status = _error(cluster, f"/apis/metrics.k8s.io/v1beta1/namespaces/{NS}/pods/sim")
+    assert (code, status["reason"]) == (404, "NotFound")
+    assert status["message"] == 'podmetrics.metrics.k8s.io "metrics/sim" not found'
+    code, status = _error(cluster, f"/apis/metrics.k8s.io/v1beta1/namespaces/{NS}/pods/nope")
+    assert (code, status["message"]) == (404, 'pods "nope" not found')
+
+
+@pytest.mark.usefixtures("pods")
+def test_node_metrics(cluster: LocalCluster) -> None:
+    nodes = _get(cluster, "/apis/metrics.k8s.io/v1beta1/nodes")
+    assert nodes["kind"] == "NodeMetricsList"
+    [node] = nodes["items"]
+    assert node["kind"] == "NodeMetrics"
+    assert node["metadata"]["name"] == "local"
+    assert _nanocores(node["usage"]["cpu"]) > 0
+    assert _bytes(node["usage"]["memory"]) > 0
+    assert _get(cluster, "/apis/metrics.k8s.io/v1beta1/nodes/local")["usage"] == node["usage"]
+    code, status = _error(cluster, "/apis/metrics.k8s.io/v1beta1/nodes/other")
+    assert (code, status["message"]) == (404, 'nodes "other" not found')
+
+
+def test_discovery_lists_the_metrics_group(cluster: LocalCluster) -> None:
+    groups = {g["name"]: g for g in _get(cluster, "/apis")["groups"]}
+    assert groups["metrics.k8s.io"]["preferredVersion"]["groupVersion"] == "metrics.k8s.io/v1beta1"
+    resources = _get(cluster, "/apis/metrics.k8s.io/v1beta1")["resources"]
+    assert {(r["name"], r["kind"], r["namespaced"]) for r in resources} == {
+        ("pods", "PodMetrics", True),
+        ("nodes", "NodeMetrics", False),
+    }
+    assert all(r["verbs"] == ["get", "list"] for r in resources)
+
+
+@pytest.mark.usefixtures("pods")
+def test_kubectl_top_pods(kubectl: Kubectl) -> None:
+    lines = kubectl("top", "pods", "-n", NS).stdout.splitlines()
+    assert lines[0].split() == ["NAME", "CPU(cores)", "MEMORY(bytes)"]
+    assert sorted(line.split()[0] for line in lines[1:]) == ["busy", "idle"]
+    containers = kubectl("top", "pod", "busy", "-n", NS, "--containers").stdout.splitlines()
+    assert containers[0].split() == ["POD", "NAME", "CPU(cores)", "MEMORY(bytes)"]
+    assert containers[1].split()[:2] == ["busy", "main"]
+    simulated = kubectl("top", "pod", "sim", "-n", NS, check=False)
+    assert simulated.returncode != 0
+    assert simulated.stderr == (
+        'Error from server (NotFound): podmetrics.metrics.k8s.io "metrics/sim" not found\n'
+    )
+
+
+@pytest.mark.usefixtures("pods")
+def test_kubectl_top_node(kubectl: Kubectl) -> None:
+    lines = kubectl("top", "node").stdout.splitlines()
+    assert lines[0].split() == ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
+    assert lines[1].split()[0] == "local"
+
+
+@pytest.mark.parametrize(
+    ("nanocores", "quantity"),
+    [(0, "0"), (1500, "1500n"), (12_000_000, "12m"), (3_000, "3u"), (2_000_000_000, "2")],
+)
+def test_cpu_quantities_are_canonical(nanocores: int, quantity: str) -> None:
+    assert cpu_quantity(nanocores) == quantity
+
+
+@pytest.mark.parametrize(
+    ("size", "quantity"),
+    [(0, "0"), (1000, "1000"), (4096, "4Ki"), (1 << 20, "1Mi"), (3 << 30, "3Gi")],
+)
+def test_memory_quantities_are_canonical(size: int, quantity: str) -> None:
+    assert memory_quantity(size) == quantity
+
+
+def test_windows_read_as_go_durations() -> None:
+    assert duration(10.0) == "10s"
+    assert duration(1.25) == "1.25s"
