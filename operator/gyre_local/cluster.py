@@ -22,6 +22,7 @@ from kubernetes.client import ApiClient
 
 from gyre_local.apiserver.app import create_app
 from gyre_local.certificates import Pki, ensure_pki
+from gyre_local.controllers.cronjobs import CronJobController
 from gyre_local.controllers.daemonsets import DaemonSetController
 from gyre_local.controllers.deployments import DeploymentController, ReplicaSetController
 from gyre_local.controllers.disruption import DisruptionController
@@ -57,6 +58,7 @@ HOST = "127.0.0.1"
 SHUTDOWN_TIMEOUT = 1.0
 CONTROLLERS: tuple[type[Controller], ...] = (
     JobController,
+    CronJobController,
     ReplicaSetController,
     DeploymentController,
     StatefulSetController,
