@@ -18,7 +18,7 @@ from kubectl_runner import kubectl_runner
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from gyre_local.cluster import wait_for
+from gyre_local.cluster import LocalCluster, wait_for
 from gyre_local.controllers.cronjobs import CronJobController
 
 NS = "default"
@@ -328,14 +328,15 @@ def test_macros_are_schedules(driver: Driver, batch: client.BatchV1Api) -> None:
     assert jobs_of(batch, "hourly") == [slot_name("hourly", T0 + minutes(60))]
 
 
-def test_unknown_time_zone_and_unparseable_schedule_are_warned_about(
+def test_unknown_time_zones_and_bad_schedules_are_warned_about(
     driver: Driver, batch: client.BatchV1Api, core: client.CoreV1Api
 ) -> None:
     create_cron_job(batch, "mars", timeZone="Mars/Olympus")
     create_cron_job(batch, "garbled", "every minute")
-    assert driver.sync("mars", T0 + minutes(2)) is None
-    assert driver.sync("garbled", T0 + minutes(2)) is None
-    assert jobs_of(batch, "mars") == jobs_of(batch, "garbled") == []
+    create_cron_job(batch, "never", "59 23 31 2 *")
+    for name in ("mars", "garbled", "never"):
+        assert driver.sync(name, T0 + minutes(2)) is None
+        assert jobs_of(batch, name) == []
     assert events_of(core, "mars") == [
         (
             "Warning",
@@ -347,6 +348,17 @@ def test_unknown_time_zone_and_unparseable_schedule_are_warned_about(
     ((kind, reason, message, _count),) = events_of(core, "garbled")
     assert (kind, reason) == ("Warning", "UnparseableSchedule")
     assert message.startswith('unparseable schedule: "every minute" : ')
+    ((kind, reason, message, _count),) = events_of(core, "never")
+    assert (kind, reason) == ("Warning", "InvalidSchedule")
+    assert message.startswith("invalid schedule: 59 23 31 2 * : ")
+
+
+def test_the_local_cluster_runs_the_controller(cluster: LocalCluster) -> None:
+    api = client.BatchV1Api(cluster.api_client())
+    create_cron_job(api, "elsewhere", timeZone="Mars/Olympus")
+    events = client.CoreV1Api(cluster.api_client())
+    (event,) = wait_for(lambda: events_of(events, "elsewhere"))
+    assert event[:2] == ("Warning", "UnknownTimeZone")
 
 
 def run_controller(apiserver: LocalApiServer) -> asyncio.Task[None]:
