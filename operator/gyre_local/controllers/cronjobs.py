@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import croniter
-from croniter.croniter import CroniterError
 
 from gyre_local.clock import format_rfc3339, parse_rfc3339
 from gyre_local.controllers.events import EventRecorder
 from gyre_local.controllers.jobs import finished_condition
 from gyre_local.controllers.objects import controller_of, is_deleting, owner_reference
 from gyre_local.controllers.reconciler import Controller, owner_keys
+from gyre_local.store.schedules import Schedule, ScheduleError, load_zone, parse_schedule
 from gyre_local.store.store import ApiError, Store
 
 Clock = Callable[[], datetime]
@@ -33,58 +29,11 @@ SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 MISSED_TIMES_WARNING = 100
 # Requeues aim just past the next scheduled time, so that it has come when the sync runs.
 NEXT_SCHEDULE_DELTA = timedelta(milliseconds=100)
-_ZONE_PREFIXES = ("CRON_TZ=", "TZ=")
 
 
 def utc_now() -> datetime:
     """The current time, in UTC."""
     return datetime.now(UTC)
-
-
-class ScheduleError(ValueError):
-    """A schedule that cannot be parsed, or whose times cannot be computed."""
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """A standard five-field cron expression (or @hourly-style macro) in a time zone."""
-
-    expression: str
-    zone: tzinfo
-
-    def next_after(self, moment: datetime) -> datetime:
-        """The first scheduled time strictly after moment."""
-        try:
-            following: datetime = croniter(self.expression, moment.astimezone(self.zone)).get_next(
-                datetime
-            )
-        except CroniterError as error:
-            raise ScheduleError(str(error)) from error
-        return following
-
-
-def load_zone(name: str) -> ZoneInfo:
-    """An IANA time zone; ScheduleError (with Go's wording) when it is unknown."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ScheduleError(f"unknown time zone {name}") from error
-
-
-def parse_schedule(text: str, zone: tzinfo) -> Schedule:
-    """A schedule as robfig/cron's ParseStandard reads it: five fields or a macro, with an
-    optional `CRON_TZ=`/`TZ=` prefix naming the zone (which then wins over zone)."""
-    expression = text.strip()
-    for prefix in _ZONE_PREFIXES:
-        if expression.startswith(prefix):
-            name, _, expression = expression[len(prefix) :].partition(" ")
-            zone = load_zone(name)
-            expression = expression.strip()
-    if not expression.startswith("@") and len(expression.split()) != 5:
-        raise ScheduleError(f"expected exactly 5 fields, found {len(expression.split())}")
-    if not croniter.is_valid(expression):
-        raise ScheduleError(f"invalid expression {expression}")
-    return Schedule(expression, zone)
 
 
 def most_recent_time(

@@ -65,6 +65,7 @@ from gyre_local.store.rules import (
     scope_namespace,
     validate_name,
 )
+from gyre_local.store.schedules import cron_job_causes
 from gyre_local.store.selectors import (
     FieldSelector,
     LabelSelector,
@@ -650,6 +651,8 @@ class Store:
         causes: Causes = []
         if (rtype.group, rtype.plural) == (CRD_GROUP, CRD_PLURAL):
             causes.extend(crd_causes(obj))
+        if (rtype.group, rtype.plural) == ("batch", "cronjobs") and subresource is None:
+            causes.extend(cron_job_causes(obj, old))
         causes.extend(self._index.schemas.causes(rtype, obj, old, subresource=subresource))
         if causes:
             raise invalid(rtype, obj["metadata"].get("name", ""), causes)
