@@ -22,6 +22,7 @@ from kubernetes.client import ApiClient
 
 from gyre_local.apiserver.app import create_app
 from gyre_local.certificates import Pki, ensure_pki
+from gyre_local.controllers.autoscalers import SYNC_PERIOD, HorizontalPodAutoscalerController
 from gyre_local.controllers.cronjobs import CronJobController
 from gyre_local.controllers.daemonsets import DaemonSetController
 from gyre_local.controllers.deployments import DeploymentController, ReplicaSetController
@@ -111,6 +112,8 @@ class LocalCluster:
         )
         self.proxy = ServiceProxy(self.store, host=host)
         self.routes = RouteProxy(self.store, self.proxy)
+        # kube-controller-manager's --horizontal-pod-autoscaler-sync-period.
+        self.autoscaler_sync_period = SYNC_PERIOD
         self.url = ""
         self._crds = [Path(p) for p in crds]
         self._runner: web.AppRunner | None = None
@@ -146,6 +149,11 @@ class LocalCluster:
         runnables: list[Callable[[], Any]] = [self.kubelet.run, self.proxy.run, self.routes.run]
         runnables += [controller(self.store).run for controller in CONTROLLERS]
         runnables.append(PersistentVolumeController(self.store, self.kubelet.claim_directory).run)
+        runnables.append(
+            HorizontalPodAutoscalerController(
+                self.store, self.kubelet, sync_period=self.autoscaler_sync_period
+            ).run
+        )
         runnables += [
             ApiServerServiceController(self.store, self.port).run,
             RootCAPublisher(self.store, self.pki.ca_pem()).run,

@@ -14,7 +14,7 @@ import pytest
 from kubectl_runner import Kubectl
 from kubernetes import client
 
-from gyre_local.apiserver.metrics import cpu_quantity, duration, memory_quantity
+from gyre_local.apiserver.metrics import decimal_quantity, duration, memory_quantity
 from gyre_local.cluster import LocalCluster, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -182,10 +182,17 @@ def test_kubectl_top_node(kubectl: Kubectl) -> None:
 
 @pytest.mark.parametrize(
     ("nanocores", "quantity"),
-    [(0, "0"), (1500, "1500n"), (12_000_000, "12m"), (3_000, "3u"), (2_000_000_000, "2")],
+    [
+        (0, "0"),
+        (1500, "1500n"),
+        (12_000_000, "12m"),
+        (3_000, "3u"),
+        (2_000_000_000, "2"),
+        (50 * 10**15, "50M"),
+    ],
 )
 def test_cpu_quantities_are_canonical(nanocores: int, quantity: str) -> None:
-    assert cpu_quantity(nanocores) == quantity
+    assert decimal_quantity(nanocores) == quantity
 
 
 @pytest.mark.parametrize(

@@ -76,12 +76,13 @@ def group_info() -> dict[str, Any]:
     return {"name": GROUP, "versions": [version], "preferredVersion": version}
 
 
-def cpu_quantity(nanocores: int) -> str:
-    """CPU nanocores as the canonical decimal quantity metrics-server writes ("2", "12m",
-    "1500n")."""
-    for suffix, scale in (("", 1_000_000_000), ("m", 1_000_000), ("u", 1_000), ("n", 1)):
-        if nanocores % scale == 0 and nanocores:
-            return f"{nanocores // scale}{suffix}"
+def decimal_quantity(nanos: int) -> str:
+    """A count of billionths (CPU nanocores) as the canonical decimal quantity Kubernetes
+    writes ("2", "12m", "1500n", "50M")."""
+    for suffix, power in zip("EPTGMk mun", range(27, -1, -3), strict=True):
+        scale = 10**power
+        if nanos and nanos % scale == 0:
+            return f"{nanos // scale}{suffix.strip()}"
     return "0"
 
 
@@ -101,7 +102,10 @@ def duration(seconds: float) -> str:
 
 
 def _usage(usage: Usage) -> dict[str, str]:
-    return {"cpu": cpu_quantity(usage.cpu_nanocores), "memory": memory_quantity(usage.memory_bytes)}
+    return {
+        "cpu": decimal_quantity(usage.cpu_nanocores),
+        "memory": memory_quantity(usage.memory_bytes),
+    }
 
 
 def pod_metrics(pod: Mapping[str, Any], usages: Mapping[str, Usage]) -> dict[str, Any] | None:

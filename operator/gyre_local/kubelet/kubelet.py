@@ -425,7 +425,7 @@ class Kubelet:
             if isinstance(handle.runner, ProcessPod)
             for container, pid in handle.runner.container_pids().items()
         }
-        sample_sessions(self._usage, leaders, session_totals())
+        sample_sessions(self._usage, leaders, session_totals() if leaders else {})
         self._node_usage.record(NODE_NAME, node_sample())
 
     def pod_usage(self, uid: str) -> dict[str, Usage]:
