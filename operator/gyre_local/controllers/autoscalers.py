@@ -8,9 +8,9 @@ is stabilized and rate limited (the legacy rules without `behavior`, its policie
 clamped to [minReplicas, maxReplicas], and written through the `scale` subresource. Status,
 conditions and events use the real controller's reasons and messages.
 
-Resource metrics (cpu, memory; Utilization or AverageValue) are computed. Pods, Object,
-External and ContainerResource metrics fail as they do on a cluster without the custom and
-external metrics APIs: ScalingActive False with the controller's reason for that metric type.
+Resource and ContainerResource metrics (cpu, memory; Utilization or AverageValue) are
+computed. Pods, Object and External metrics fail as they do on a cluster without the custom
+and external metrics APIs: ScalingActive False with the controller's reason for that type.
 """
 
 from __future__ import annotations
@@ -513,62 +513,72 @@ class HorizontalPodAutoscalerController(Controller):
     def _resource_metric(
         self, hpa: dict[str, Any], selector: str, metric: Mapping[str, Any], current: int
     ) -> tuple[int, str, dict[str, Any]]:
-        """(replicas, metric name, MetricStatus) of one Resource metric."""
+        """(replicas, metric name, MetricStatus) of one Resource or ContainerResource metric
+        (the usage and requests of one container of each pod)."""
         kind = metric.get("type", "")
-        if kind != "Resource":
+        if kind not in ("Resource", "ContainerResource"):
             raise _unsupported(kind, metric)
-        source = metric.get("resource") or {}
+        field_name = kind[:1].lower() + kind[1:]
+        source = metric.get(field_name) or {}
         resource, target = source.get("name", ""), source.get("target") or {}
+        container = source.get("container") if kind == "ContainerResource" else None
+        scope = "resource" if container is None else "container resource"
         pods, _version = self.store.list(
             "", "pods", hpa["metadata"]["namespace"], label_selector=selector
         )
-        groups = self._group_pods(pods, resource)
         utilization = target.get("type") == "Utilization"
         try:
+            groups = self._group_pods(pods, resource, container)
             if utilization:
-                name = f"{resource} resource utilization (percentage of request)"
-                requests = _requests(pods, resource)
+                name = f"{resource} {scope} utilization (percentage of request)"
+                requests = _requests(pods, resource, container)
                 percent = int(target.get("averageUtilization", 0))
                 replicas, value = proposed_replicas(current, groups, percent, requests)
                 average = sum(groups.usage.values()) // len(groups.usage)
                 current_value = {"averageUtilization": value, "averageValue": _milli(average)}
             else:
-                name = f"{resource} resource"
+                name = f"{resource} {scope}"
                 goal = round(quantity_bytes(target.get("averageValue")) * 1000)
                 replicas, value = proposed_replicas(current, groups, goal)
                 current_value = {"averageValue": _milli(value)}
-        except (ValueError, KeyError) as error:
-            message = str(error).strip("'")
-            prefix = (
-                f"failed to get {resource} utilization"
-                if utilization
-                else f"failed to get {resource} usage"
-            )
-            raise MetricError("FailedGetResourceMetric", message, f"{prefix}: {message}") from error
-        return (
-            replicas,
-            name,
-            {"type": "Resource", "resource": {"name": resource, "current": current_value}},
+        except ValueError as error:
+            measure = "utilization" if utilization else "usage"
+            summary = f"failed to get {resource} {measure}: {error}"
+            reason = f"FailedGet{kind}Metric"
+            raise MetricError(reason, str(error), summary) from error
+        named = (
+            {"name": resource} if container is None else {"name": resource, "container": container}
         )
+        return replicas, name, {"type": kind, field_name: {**named, "current": current_value}}
 
-    def _group_pods(self, pods: Sequence[dict[str, Any]], resource: str) -> PodGroups:
+    def _group_pods(
+        self, pods: Sequence[dict[str, Any]], resource: str, container: str | None
+    ) -> PodGroups:
         """The replica calculator's grouping of pods: ignored (deleting, failed), unready
         (pending; for cpu, not ready or measured before its readiness settled), missing
-        metrics, and ready with usage in milli-units."""
+        metrics, and ready with usage in milli-units (of one container when named)."""
         usage: dict[str, int] = {}
         unready: list[str] = []
         missing: list[str] = []
         for pod in pods:
-            name, phase = pod["metadata"]["name"], (pod.get("status") or {}).get("phase")
+            meta, phase = pod["metadata"], (pod.get("status") or {}).get("phase")
+            name = meta["name"]
             if is_deleting(pod) or phase == "Failed":
                 continue
             if phase == "Pending":
                 unready.append(name)
                 continue
-            containers = self.metrics.pod_usage(pod["metadata"].get("uid", ""))
+            containers = dict(self.metrics.pod_usage(meta.get("uid", "")))
             if not containers:
                 missing.append(name)
                 continue
+            if container is not None:
+                if container not in containers:
+                    raise ValueError(
+                        f"failed to get container metrics: container {container} not present "
+                        f"in metrics for pod {meta['namespace']}/{name}"
+                    )
+                containers = {container: containers[container]}
             if resource == "cpu" and _cpu_unready(pod, containers.values()):
                 unready.append(name)
                 continue
@@ -740,25 +750,21 @@ def _unsupported(kind: str, metric: Mapping[str, Any]) -> MetricError:
         return MetricError(
             "FailedGetExternalMetric", message, f"failed to get external metric value: {message}"
         )
-    if kind == "ContainerResource":
-        resource = source.get("name", "")
-        message = f"container resource metrics of {resource} are not computed by this cluster"
-        return MetricError(
-            "FailedGetContainerResourceMetric",
-            message,
-            f"failed to get {resource} container metric value: {message}",
-        )
     message = f"unknown metric source type {kind!r}"
     return MetricError("InvalidMetricSourceType", message, message)
 
 
-def _requests(pods: Sequence[dict[str, Any]], resource: str) -> dict[str, int]:
-    """{pod: sum of its containers' requests of a resource, in milli-units}; raises
-    ValueError naming the first container without a request."""
+def _requests(
+    pods: Sequence[dict[str, Any]], resource: str, only: str | None = None
+) -> dict[str, int]:
+    """{pod: sum of its containers' (or the one named container's) requests of a resource, in
+    milli-units}; raises ValueError naming the first container without a request."""
     requests: dict[str, int] = {}
     for pod in pods:
         total = 0
         for container in (pod.get("spec") or {}).get("containers") or []:
+            if only is not None and container["name"] != only:
+                continue
             value = ((container.get("resources") or {}).get("requests") or {}).get(resource)
             if value is None:
                 raise ValueError(
