@@ -4,10 +4,12 @@ and clients read metrics-server."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from kubernetes import client
 
 from gyre_local.apiserver.metrics import decimal_quantity, duration, memory_quantity
 from gyre_local.cluster import LocalCluster, wait_for
+from gyre_local.kubelet.usage import Sample, Usage, UsageHistory, node_sample, session_totals
 
 pytestmark = pytest.mark.cluster
 NS = "metrics"
@@ -206,3 +209,51 @@ def test_memory_quantities_are_canonical(size: int, quantity: str) -> None:
 def test_windows_read_as_go_durations() -> None:
     assert duration(10.0) == "10s"
     assert duration(1.25) == "1.25s"
+
+
+def _stat_line(pid: int, session: int, ticks: tuple[int, int, int, int], rss_pages: int) -> str:
+    """A /proc/<pid>/stat line (the command holds a space and a parenthesis, as they may)."""
+    utime, stime, cutime, cstime = ticks
+    after_command = ["S", "1", str(session), str(session), "0", "-1", "0", "0", "0", "0", "0"]
+    after_command += [str(utime), str(stime), str(cutime), str(cstime), "20", "0", "1", "0"]
+    after_command += ["100", "1000", str(rss_pages)]
+    return f"{pid} (py thon) x) " + " ".join(after_command) + "\n"
+
+
+def test_sessions_sum_their_processes_cpu_and_memory(tmp_path: Path) -> None:
+    processes = {
+        10: _stat_line(10, 10, (100, 50, 20, 30), 1000),
+        11: _stat_line(11, 10, (100, 0, 0, 0), 24),
+        12: _stat_line(12, 12, (1, 1, 0, 0), 1),
+    }
+    for pid, line in processes.items():
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text(line)
+    (tmp_path / "self").mkdir()
+    totals = session_totals(tmp_path)
+    ticks = os.sysconf("SC_CLK_TCK")
+    page = os.sysconf("SC_PAGE_SIZE")
+    assert totals[10] == (300 / ticks, 1024 * page)
+    assert totals[12] == (2 / ticks, page)
+
+
+def test_node_usage_is_busy_time_and_memory_in_use(tmp_path: Path) -> None:
+    ticks = os.sysconf("SC_CLK_TCK")
+    (tmp_path / "stat").write_text(f"cpu  {ticks} 0 {ticks} 5000 700 0 0 0 0 0\ncpu0 1 1 1 1\n")
+    (tmp_path / "meminfo").write_text(
+        "MemTotal:       1000 kB\nMemFree:         100 kB\nMemAvailable:    400 kB\n"
+    )
+    sample = node_sample(tmp_path)
+    assert sample.cpu_seconds == 2.0
+    assert sample.memory_bytes == 600 * 1024
+
+
+def test_usage_is_the_rate_between_the_last_two_samples() -> None:
+    history = UsageHistory()
+    history.record("c", Sample(10.0, "t1", cpu_seconds=5.0, memory_bytes=1))
+    assert history.usage("c") is None
+    history.record("c", Sample(12.0, "t2", cpu_seconds=6.0, memory_bytes=2))
+    history.record("c", Sample(14.0, "t3", cpu_seconds=6.5, memory_bytes=3))
+    assert history.usage("c") == Usage("t3", 2.0, 250_000_000, 3)
+    history.keep_only([])
+    assert history.usage("c") is None
