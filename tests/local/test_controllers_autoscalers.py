@@ -370,6 +370,16 @@ def test_custom_metrics_are_not_served(cluster: LocalCluster, tmp_path_factory: 
         described = kubectl("describe", "hpa", "burner", "-n", namespace).stdout
         assert "FailedGetPodsMetric" in described
         assert "FailedComputeMetricsReplicas" in described
+
+        # Simulated pods have no resource metrics either.
+        autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+            "burner", namespace, {"spec": {"metrics": [CPU_50]}}
+        )
+        cpu_message = (
+            "the HPA was unable to compute the replica count: unable to get metrics for "
+            "resource cpu: no metrics returned from resource metrics API"
+        )
+        assert wait_for(lambda: inactive() == ("False", "FailedGetResourceMetric", cpu_message))
     finally:
         core.delete_namespace(namespace)
 

@@ -557,6 +557,14 @@ class HorizontalPodAutoscalerController(Controller):
         """The replica calculator's grouping of pods: ignored (deleting, failed), unready
         (pending; for cpu, not ready or measured before its readiness settled), missing
         metrics, and ready with usage in milli-units (of one container when named)."""
+        sampled = {
+            pod["metadata"]["name"]: self.metrics.pod_usage(pod["metadata"]["uid"]) for pod in pods
+        }
+        if not any(sampled.values()):
+            raise ValueError(
+                f"unable to get metrics for resource {resource}: "
+                "no metrics returned from resource metrics API"
+            )
         usage: dict[str, int] = {}
         unready: list[str] = []
         missing: list[str] = []
@@ -568,7 +576,7 @@ class HorizontalPodAutoscalerController(Controller):
             if phase == "Pending":
                 unready.append(name)
                 continue
-            containers = dict(self.metrics.pod_usage(meta.get("uid", "")))
+            containers = dict(sampled[name])
             if not containers:
                 missing.append(name)
                 continue
