@@ -152,7 +152,7 @@ def resource_versions(kubectl: Kubectl, namespace: str) -> dict[str, str]:
     """The resourceVersion of each of the release's objects that no controller writes to."""
     listed = kubectl(
         "get",
-        "configmap,networkpolicy,pdb,role,rolebinding,serviceaccount,ingress",
+        "configmap,networkpolicy,role,rolebinding,serviceaccount,ingress",
         "-n",
         namespace,
         "-l",
