@@ -128,7 +128,10 @@ async def _up(cluster: LocalCluster, out: TextIO) -> None:
     """Run the cluster, announce it and its Services' URLs, until Ctrl-C or SIGTERM."""
     main_task = asyncio.current_task()
     assert main_task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    # Both signals explicitly: a process started in the background of a shell inherits an
+    # ignored SIGINT, which Python would otherwise leave ignored.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(stop_signal, main_task.cancel)
     await cluster.astart()
     try:
         print(f"gyre local cluster ({cluster.kubelet.mode} kubelet) at {cluster.url}", file=out)

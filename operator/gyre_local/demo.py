@@ -412,7 +412,10 @@ class LoopFollower:
 def run(args: argparse.Namespace) -> int:
     """Run the demo: until Ctrl-C or SIGTERM, or with --exit-when-done until the loop closed."""
     console = Console(soft_wrap=True)
-    previous_sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGINT explicitly too: a process started in the background of a shell inherits an
+    # ignored SIGINT, which Python would otherwise leave ignored.
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, signal.default_int_handler) for s in stop_signals}
     try:
         return _run(args, console)
     except KeyboardInterrupt:
@@ -421,7 +424,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red]gyre local demo:[/] {escape(str(error))}")
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
+        for stop_signal, handler in previous.items():
+            signal.signal(stop_signal, handler)
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
