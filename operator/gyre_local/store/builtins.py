@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gyre_local.store.autoscaling import hpa_from_v1, hpa_to_v1
+from gyre_local.store.selectors import object_selector_matches
 
 DEFAULT_VERBS: tuple[str, ...] = (
     "create",
@@ -722,6 +723,31 @@ def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
             "selector": ",".join(f"{k}={v}" for k, v in sorted(match_labels.items())),
         },
     }
+
+
+# The workloads whose pod template must carry the labels their selector asks for.
+SELECTING_WORKLOADS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"})
+
+
+def selector_causes(obj: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """What apps/v1 validation refuses in a workload's selector: none given, or one that does
+    not select its own pod template's labels."""
+    spec = obj.get("spec") or {}
+    selector = spec.get("selector")
+    if not selector:
+        return [("FieldValueRequired", "spec.selector", "Required value")]
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if object_selector_matches(selector, labels):
+        return []
+    shown = ", ".join(f'"{k}":"{v}"' for k, v in sorted(labels.items()))
+    return [
+        (
+            "FieldValueInvalid",
+            "spec.template.metadata.labels",
+            f"Invalid value: map[string]string{{{shown}}}: "
+            "`selector` does not match template `labels`",
+        )
+    ]
 
 
 def crd_causes(crd: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -20,6 +20,7 @@ from gyre_local.store.builtins import (
     DEFAULT_CLASS_ANNOTATION,
     GENERATION_RESOURCES,
     INITIAL_NAMESPACES,
+    SELECTING_WORKLOADS,
     STORAGE_PROTECTION_FINALIZERS,
     ResourceType,
     crd_causes,
@@ -29,6 +30,7 @@ from gyre_local.store.builtins import (
     initial_status,
     json_patch_from_view,
     scale_of,
+    selector_causes,
     set_defaults,
     to_version,
     to_view,
@@ -653,6 +655,8 @@ class Store:
             causes.extend(crd_causes(obj))
         if (rtype.group, rtype.plural) == ("batch", "cronjobs") and subresource is None:
             causes.extend(cron_job_causes(obj, old))
+        if rtype.group == "apps" and rtype.kind in SELECTING_WORKLOADS and subresource is None:
+            causes.extend(selector_causes(obj))
         causes.extend(self._index.schemas.causes(rtype, obj, old, subresource=subresource))
         if causes:
             raise invalid(rtype, obj["metadata"].get("name", ""), causes)
