@@ -217,7 +217,8 @@ SESSION = [
     "kubectl -n demo create token reader",
     "kubectl -n demo auth can-i list pods --as=system:serviceaccount:demo:reader",
     "kubectl -n demo autoscale deployment web --min=2 --max=5 --cpu-percent=60 --name=web2",
-    "kubectl -n demo top pods",
+    # Like metrics-server, the metrics API reports a pod after two samples (about 20 s).
+    "sleep 20; kubectl -n demo top pods",
     "kubectl top node",
     "kubectl -n demo create job manual-report --from=cronjob/report",
     "kubectl create namespace scratch",
