@@ -8,7 +8,7 @@ from typing import Any
 
 from gyre_local.controllers.deployments import scaled_value
 from gyre_local.controllers.events import EventRecorder, pod_created, pod_deleted
-from gyre_local.controllers.objects import is_deleting, owned_by, pod_terminal, random_suffix
+from gyre_local.controllers.objects import is_deleting, owned_by, pod_terminal
 from gyre_local.controllers.reconciler import Controller, Key, owner_keys
 from gyre_local.controllers.workloads import (
     REVISION_HASH_LABEL,
@@ -18,6 +18,7 @@ from gyre_local.controllers.workloads import (
     pod_from_template,
     pod_revision,
 )
+from gyre_local.names import random_suffix
 from gyre_local.store.selectors import expression_holds
 from gyre_local.store.store import ApiError, Store
 

@@ -16,17 +16,16 @@ from gyre_local.controllers.objects import (
     owner_reference,
     pod_ready,
     pod_terminal,
-    random_suffix,
     ready_seconds,
 )
 from gyre_local.controllers.reconciler import Controller, owner_keys
+from gyre_local.names import SAFE_ALPHABET, random_suffix
 from gyre_local.store.store import ApiError, Store
 
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 HASH_LABEL = "pod-template-hash"
-_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 MERGE = "application/merge-patch+json"
 
 
@@ -36,7 +35,7 @@ def template_hash(template: dict[str, Any]) -> str:
     value = 0x811C9DC5  # FNV-1a, 32 bits, as Kubernetes uses
     for byte in data:
         value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return "".join(_SAFE_ALPHABET[ord(char) % len(_SAFE_ALPHABET)] for char in str(value))
+    return "".join(SAFE_ALPHABET[ord(char) % len(SAFE_ALPHABET)] for char in str(value))
 
 
 def scaled_value(value: int | str | None, total: int, *, round_up: bool, default: str) -> int:

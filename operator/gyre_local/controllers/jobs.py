@@ -18,9 +18,9 @@ from gyre_local.controllers.objects import (
     owner_reference,
     pod_ready,
     pod_terminal,
-    random_suffix,
 )
 from gyre_local.controllers.reconciler import Controller, Key, owner_keys
+from gyre_local.names import random_suffix
 from gyre_local.store.store import ApiError, Store
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from gyre_local.clock import seconds_since
-
-# Kubernetes' alphabet for generated name suffixes: no vowels, no look-alike characters.
-_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def random_suffix(length: int = 5) -> str:
-    """A random name suffix like the ones Kubernetes generates."""
-    return "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(length))
 
 
 def controller_of(obj: dict[str, Any]) -> dict[str, Any] | None:

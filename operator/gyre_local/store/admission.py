@@ -4,9 +4,10 @@ projected volume with a token of it, the cluster's CA and the namespace at the s
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from typing import Any
+
+from gyre_local.names import random_suffix
 
 DEFAULT_SERVICE_ACCOUNT = "default"
 SERVICE_ACCOUNT_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -16,8 +17,6 @@ ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
 TOKEN_EXPIRATION_SECONDS = 3607
 # 0644, the projected volume's default, set explicitly as kube-apiserver does.
 _DEFAULT_MODE = 420
-# apimachinery's utilrand alphabet, which SimpleNameGenerator draws from.
-_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def service_account_name(pod: Mapping[str, Any]) -> str:
@@ -95,4 +94,4 @@ def token_volume(name: str) -> dict[str, Any]:
 
 
 def _generated_name() -> str:
-    return TOKEN_VOLUME_PREFIX + "".join(random.choices(_NAME_ALPHABET, k=5))
+    return TOKEN_VOLUME_PREFIX + random_suffix()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import itertools
-import random
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from gyre_local.clock import now_rfc3339
 from gyre_local.jsoncopy import json_copy
+from gyre_local.names import random_suffix
 from gyre_local.store import patching
 from gyre_local.store.admission import admit_pod, service_account_name
 from gyre_local.store.builtins import (
@@ -92,8 +92,6 @@ __all__ = [
 
 Objects = list[dict[str, Any]]  # named so Store.list does not shadow it in annotations
 LogProvider = Callable[[str, str, str | None], str]
-
-_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 class Store:
@@ -344,8 +342,7 @@ class Store:
         metadata = obj.setdefault("metadata", {})
         namespace = scope_namespace(rtype, namespace, metadata)
         if not metadata.get("name") and metadata.get("generateName"):
-            suffix = "".join(random.choices(_GENERATE_ALPHABET, k=5))
-            metadata["name"] = f"{metadata['generateName']}{suffix}"
+            metadata["name"] = f"{metadata['generateName']}{random_suffix()}"
         name = metadata.get("name") or ""
         validate_name(rtype, name, builtin=self.is_builtin(rtype))
         self._check_namespace_open(rtype, namespace, name)
