@@ -15,6 +15,11 @@ def format_rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def now_micro_time() -> str:
+    """The current time as Kubernetes formats metav1.MicroTime (microseconds, UTC)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def parse_rfc3339(text: str) -> datetime:
     """Parse a metav1.Time or metav1.MicroTime string."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))

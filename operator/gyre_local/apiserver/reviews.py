@@ -22,6 +22,7 @@ import yaml
 
 from gyre_local.apiserver import protobuf
 from gyre_local.apiserver.protobuf import Schema
+from gyre_local.clock import format_rfc3339
 from gyre_local.store.admission import TOKEN_EXPIRATION_SECONDS
 from gyre_local.store.builtins import ResourceType
 from gyre_local.store.store import ApiError, Store, bad_request, invalid
@@ -177,7 +178,10 @@ def _token_request(store: Store, namespace: str, name: str, spec: dict[str, Any]
         "apiVersion": f"{AUTHENTICATION_GROUP}/v1",
         "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
         "spec": {**spec, "audiences": audiences, "expirationSeconds": expiration},
-        "status": {"token": token, "expirationTimestamp": _rfc3339(expires)},
+        "status": {
+            "token": token,
+            "expirationTimestamp": format_rfc3339(datetime.fromtimestamp(expires, UTC)),
+        },
     }
 
 
@@ -311,10 +315,6 @@ def _compact(value: Any) -> bytes:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _rfc3339(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---- request bodies ----

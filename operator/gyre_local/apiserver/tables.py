@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from gyre_local.apiserver import openapi
+from gyre_local.clock import format_rfc3339, parse_rfc3339
 from gyre_local.store.store import ResourceType, Store
 
 _PATH_TOKEN = re.compile(
@@ -107,15 +108,11 @@ def _joined(major: int, major_unit: str, minor: int, minor_unit: str) -> str:
     return f"{major}{major_unit}{minor}{minor_unit}" if minor else f"{major}{major_unit}"
 
 
-def _parse_time(timestamp: str) -> datetime:
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(UTC)
-
-
 def _since(timestamp: str | None) -> str:
     """The age of a timestamp (translateTimestampSince): `<unknown>` when unset."""
     if not timestamp:
         return "<unknown>"
-    return human_duration((datetime.now(UTC) - _parse_time(timestamp)).total_seconds())
+    return human_duration((datetime.now(UTC) - parse_rfc3339(timestamp)).total_seconds())
 
 
 def _age(obj: Obj) -> str:
@@ -125,7 +122,7 @@ def _age(obj: Obj) -> str:
 def _created_at(obj: Obj) -> str:
     """The creation time in RFC 3339, the default table converter's `Created At`."""
     created = obj["metadata"].get("creationTimestamp")
-    return _parse_time(created).strftime("%Y-%m-%dT%H:%M:%SZ") if created else ""
+    return format_rfc3339(parse_rfc3339(created)) if created else ""
 
 
 def _format_labels(labels: dict[str, str] | None) -> str:
@@ -178,7 +175,7 @@ def _finished_at(container_status: Obj) -> str:
 def _later(first: str, second: str) -> str:
     if not first or not second:
         return first or second
-    return second if _parse_time(second) > _parse_time(first) else first
+    return second if parse_rfc3339(second) > parse_rfc3339(first) else first
 
 
 def _terminated_reason(terminated: Obj, prefix: str) -> str:
@@ -496,8 +493,8 @@ def _job_cells(job: Obj) -> list[Any]:
         completions = f"{succeeded}/1"
     duration = ""
     if status.get("startTime"):
-        start = _parse_time(status["startTime"])
-        end = _parse_time(status["completionTime"]) if status.get("completionTime") else None
+        start = parse_rfc3339(status["startTime"])
+        end = parse_rfc3339(status["completionTime"]) if status.get("completionTime") else None
         duration = human_duration(((end or datetime.now(UTC)) - start).total_seconds())
     return [
         _job_status(job),

@@ -15,11 +15,10 @@ import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from gyre_local.clock import now_rfc3339
+from gyre_local.clock import now_micro_time, now_rfc3339
 from gyre_local.controllers.events import EventRecorder
 from gyre_local.controllers.informer import watch_forever
 from gyre_local.kubelet.process import ImageMap, PodFiles, ProcessPod, claim_directory
@@ -403,7 +402,7 @@ class Kubelet:
         last_report: float | None = None
         while True:
             try:
-                renew_node_lease(self.store, _micro_time())
+                renew_node_lease(self.store, now_micro_time())
                 if last_report is None or loop.time() - last_report >= self.heartbeat.status_period:
                     report_node_status(self.store, now_rfc3339())
                     last_report = loop.time()
@@ -627,11 +626,6 @@ class Kubelet:
         patch = {"metadata": {"annotations": {PORTS_ANNOTATION: json.dumps(dict(ports))}}}
         with contextlib.suppress(ApiError):
             self.store.patch("", "pods", namespace, name, patch, "application/merge-patch+json")
-
-
-def _micro_time() -> str:
-    """The current time as Kubernetes formats metav1.MicroTime."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def renew_node_lease(store: Store, renew_time: str) -> None:
