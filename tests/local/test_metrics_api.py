@@ -16,9 +16,10 @@ import pytest
 from kubectl_runner import Kubectl
 from kubernetes import client
 
-from gyre_local.apiserver.metrics import decimal_quantity, duration, memory_quantity
+from gyre_local.apiserver.metrics import duration
 from gyre_local.cluster import LocalCluster, wait_for
 from gyre_local.kubelet.usage import Sample, Usage, UsageHistory, node_sample, session_totals
+from gyre_local.quantities import decimal_quantity, memory_quantity
 
 pytestmark = pytest.mark.cluster
 NS = "metrics"

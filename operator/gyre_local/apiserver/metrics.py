@@ -16,6 +16,7 @@ from aiohttp import web
 
 from gyre_local.clock import now_rfc3339
 from gyre_local.kubelet.usage import Usage
+from gyre_local.quantities import decimal_quantity, memory_quantity
 from gyre_local.store.store import ApiError, Store
 
 GROUP = "metrics.k8s.io"
@@ -74,25 +75,6 @@ def group_info() -> dict[str, Any]:
     """The group's entry in the /apis APIGroupList (and its APIGroup document)."""
     version = {"groupVersion": GROUP_VERSION, "version": VERSION}
     return {"name": GROUP, "versions": [version], "preferredVersion": version}
-
-
-def decimal_quantity(nanos: int) -> str:
-    """A count of billionths (CPU nanocores) as the canonical decimal quantity Kubernetes
-    writes ("2", "12m", "1500n", "50M")."""
-    for suffix, power in zip("EPTGMk mun", range(27, -1, -3), strict=True):
-        scale = 10**power
-        if nanos and nanos % scale == 0:
-            return f"{nanos // scale}{suffix.strip()}"
-    return "0"
-
-
-def memory_quantity(size: int) -> str:
-    """Bytes as the canonical binary quantity metrics-server writes ("1024Ki" is "1Mi")."""
-    for suffix, power in (("Ei", 6), ("Pi", 5), ("Ti", 4), ("Gi", 3), ("Mi", 2), ("Ki", 1)):
-        scale = 1 << (10 * power)
-        if size and size % scale == 0:
-            return f"{size // scale}{suffix}"
-    return str(size)
 
 
 def duration(seconds: float) -> str:

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gyre_local.apiserver.metrics import MetricsProvider, decimal_quantity
+from gyre_local.apiserver.metrics import MetricsProvider
 from gyre_local.clock import now_rfc3339, parse_rfc3339
 from gyre_local.controllers.events import EventRecorder
 from gyre_local.controllers.objects import is_deleting
 from gyre_local.controllers.reconciler import Controller, Key
-from gyre_local.controllers.volumes import quantity_bytes
+from gyre_local.quantities import decimal_quantity, parse_quantity
 from gyre_local.store.store import ApiError, Store
 
 SYNC_PERIOD = 15.0
@@ -538,7 +538,7 @@ class HorizontalPodAutoscalerController(Controller):
                 current_value = {"averageUtilization": value, "averageValue": _milli(average)}
             else:
                 name = f"{resource} {scope}"
-                goal = round(quantity_bytes(target.get("averageValue")) * 1000)
+                goal = round(parse_quantity(target.get("averageValue")) * 1000)
                 replicas, value = proposed_replicas(current, groups, goal)
                 current_value = {"averageValue": _milli(value)}
         except ValueError as error:
@@ -779,7 +779,7 @@ def _requests(
                     f"missing request for {resource} in container {container['name']} "
                     f"of Pod {pod['metadata']['name']}"
                 )
-            total += math.ceil(quantity_bytes(value) * 1000)
+            total += math.ceil(parse_quantity(value) * 1000)
         requests[pod["metadata"]["name"]] = total
     return requests
 

@@ -15,6 +15,7 @@ from gyre_local.clock import now_rfc3339
 from gyre_local.controllers.events import EventRecorder
 from gyre_local.controllers.objects import is_deleting, pod_terminal
 from gyre_local.controllers.reconciler import Controller, Key
+from gyre_local.quantities import parse_quantity
 from gyre_local.store.builtins import STORAGE_PROTECTION_FINALIZERS
 from gyre_local.store.store import ApiError, Store
 
@@ -29,22 +30,8 @@ STORAGE_GROUP = "storage.k8s.io"
 MERGE = "application/merge-patch+json"
 # How often a claim that cannot be bound is looked at again (the controller's resync).
 PENDING_RECHECK = 15.0
-_BINARY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL_SUFFIXES = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
 
 ClaimDirectory = Callable[[str, str], Path]
-
-
-def quantity_bytes(quantity: Any) -> float:
-    """A storage quantity ("1Gi", "500M", "1e3", 1024) in bytes."""
-    text = str(quantity or "0").strip()
-    for suffixes in (_BINARY_SUFFIXES, _DECIMAL_SUFFIXES):
-        for suffix, factor in suffixes.items():
-            if text.endswith(suffix):
-                return float(text[: -len(suffix)]) * factor
-    if text.endswith("m"):
-        return float(text[:-1]) / 1000
-    return float(text)
 
 
 def claim_request(claim: dict[str, Any]) -> str:
@@ -66,8 +53,8 @@ def fits(volume: dict[str, Any], claim: dict[str, Any]) -> bool:
         claim_class(volume) == claim_class(claim)
         and spec.get("volumeMode", "Filesystem") == claim_spec.get("volumeMode", "Filesystem")
         and set(claim_spec.get("accessModes") or []) <= set(spec.get("accessModes") or [])
-        and quantity_bytes((spec.get("capacity") or {}).get("storage"))
-        >= quantity_bytes(claim_request(claim))
+        and parse_quantity((spec.get("capacity") or {}).get("storage"))
+        >= parse_quantity(claim_request(claim))
     )
 
 
@@ -219,7 +206,7 @@ class PersistentVolumeController(Controller):
         ]
         return min(
             available,
-            key=lambda v: quantity_bytes(
+            key=lambda v: parse_quantity(
                 ((v.get("spec") or {}).get("capacity") or {}).get("storage")
             ),
             default=None,
