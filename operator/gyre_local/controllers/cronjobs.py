@@ -16,7 +16,12 @@ from typing import Any
 from gyre_local.clock import format_rfc3339, parse_rfc3339
 from gyre_local.controllers.events import EventRecorder
 from gyre_local.controllers.jobs import finished_condition
-from gyre_local.controllers.objects import controller_of, is_deleting, owner_reference
+from gyre_local.controllers.objects import (
+    controller_of,
+    is_deleting,
+    object_reference,
+    owner_reference,
+)
 from gyre_local.controllers.reconciler import Controller, owner_keys
 from gyre_local.store.schedules import Schedule, ScheduleError, load_zone, parse_schedule
 from gyre_local.store.store import ApiError, Store
@@ -94,19 +99,6 @@ def job_from_template(cron_job: Obj, scheduled: datetime, zone: tzinfo) -> Obj:
             "ownerReferences": [owner_reference(cron_job)],
         },
         "spec": template.get("spec") or {},
-    }
-
-
-def job_reference(job: Obj) -> Obj:
-    """The ObjectReference of a Job, as CronJob status.active lists it."""
-    metadata = job["metadata"]
-    return {
-        "kind": "Job",
-        "namespace": metadata["namespace"],
-        "name": metadata["name"],
-        "uid": metadata["uid"],
-        "apiVersion": "batch/v1",
-        "resourceVersion": metadata["resourceVersion"],
     }
 
 
@@ -350,7 +342,7 @@ class CronJobController(Controller):
         job = self._create_job(cron_job, scheduled, zone)
         if job is None:
             return False
-        status["active"] = [*(status.get("active") or []), job_reference(job)]
+        status["active"] = [*(status.get("active") or []), object_reference(job)]
         status["lastScheduleTime"] = format_rfc3339(scheduled)
         return True
 

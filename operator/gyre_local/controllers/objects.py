@@ -33,6 +33,20 @@ def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def object_reference(obj: dict[str, Any]) -> dict[str, Any]:
+    """An ObjectReference to a stored object, at its current resourceVersion (as a CronJob's
+    status.active and a PersistentVolume's claimRef hold them)."""
+    metadata = obj["metadata"]
+    return {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "namespace": metadata["namespace"],
+        "name": metadata["name"],
+        "uid": metadata["uid"],
+        "resourceVersion": metadata["resourceVersion"],
+    }
+
+
 def is_deleting(obj: dict[str, Any]) -> bool:
     """Whether the object has a deletionTimestamp."""
     return bool((obj.get("metadata") or {}).get("deletionTimestamp"))

@@ -13,7 +13,7 @@ from typing import Any
 
 from gyre_local.clock import now_rfc3339
 from gyre_local.controllers.events import EventRecorder
-from gyre_local.controllers.objects import is_deleting, pod_terminal
+from gyre_local.controllers.objects import is_deleting, object_reference, pod_terminal
 from gyre_local.controllers.reconciler import Controller, Key
 from gyre_local.quantities import parse_quantity
 from gyre_local.store.builtins import STORAGE_PROTECTION_FINALIZERS
@@ -58,19 +58,6 @@ def fits(volume: dict[str, Any], claim: dict[str, Any]) -> bool:
     )
 
 
-def claim_reference(claim: dict[str, Any]) -> dict[str, Any]:
-    """A PV's claimRef to a claim."""
-    metadata = claim["metadata"]
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "namespace": metadata["namespace"],
-        "name": metadata["name"],
-        "uid": metadata["uid"],
-        "resourceVersion": metadata.get("resourceVersion", ""),
-    }
-
-
 def provisioned_volume(
     claim: dict[str, Any], storage_class: dict[str, Any], path: Path
 ) -> dict[str, Any]:
@@ -87,7 +74,7 @@ def provisioned_volume(
         "spec": {
             "accessModes": list(spec.get("accessModes") or []),
             "capacity": {"storage": claim_request(claim)},
-            "claimRef": claim_reference(claim),
+            "claimRef": object_reference(claim),
             "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
             "persistentVolumeReclaimPolicy": storage_class.get("reclaimPolicy") or "Delete",
             "storageClassName": storage_class["metadata"]["name"],
@@ -263,7 +250,7 @@ class PersistentVolumeController(Controller):
         volume's capacity and access modes)."""
         volume_spec = volume.get("spec") or {}
         if (volume_spec.get("claimRef") or {}).get("uid") != claim["metadata"]["uid"]:
-            patch = {"spec": {"claimRef": claim_reference(claim)}}
+            patch = {"spec": {"claimRef": object_reference(claim)}}
             volume = self.store.patch(
                 "", "persistentvolumes", None, volume["metadata"]["name"], patch, MERGE
             )
