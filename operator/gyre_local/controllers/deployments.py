@@ -20,13 +20,13 @@ from gyre_local.controllers.objects import (
 )
 from gyre_local.controllers.reconciler import Controller, owner_keys
 from gyre_local.names import SAFE_ALPHABET, random_suffix
+from gyre_local.store.patching import MERGE_PATCH
 from gyre_local.store.store import ApiError, Store
 
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 HASH_LABEL = "pod-template-hash"
-MERGE = "application/merge-patch+json"
 
 
 def template_hash(template: dict[str, Any]) -> str:
@@ -370,7 +370,7 @@ class DeploymentController(Controller):
     def _patch_rs(self, rs: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         metadata = rs["metadata"]
         return self.store.patch(
-            "apps", "replicasets", metadata["namespace"], metadata["name"], patch, MERGE
+            "apps", "replicasets", metadata["namespace"], metadata["name"], patch, MERGE_PATCH
         )
 
     def _prune(self, deployment: dict[str, Any], old: list[dict[str, Any]]) -> None:
@@ -447,7 +447,12 @@ class DeploymentController(Controller):
             if (metadata.get("annotations") or {}).get(REVISION) != revision:
                 patch = {"metadata": {"annotations": {REVISION: revision}}}
                 deployment = self.store.patch(
-                    "apps", "deployments", metadata["namespace"], metadata["name"], patch, MERGE
+                    "apps",
+                    "deployments",
+                    metadata["namespace"],
+                    metadata["name"],
+                    patch,
+                    MERGE_PATCH,
                 )
         if status != previous:
             body = copy.deepcopy(deployment)

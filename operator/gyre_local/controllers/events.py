@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gyre_local.clock import now_rfc3339
+from gyre_local.store.patching import MERGE_PATCH
 from gyre_local.store.store import ApiError, Store
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ log = logging.getLogger(__name__)
 NORMAL = "Normal"
 WARNING = "Warning"
 CACHE_SIZE = 4096
-MERGE = "application/merge-patch+json"
 
 
 @dataclass
@@ -98,7 +98,7 @@ class EventRecorder:
             earlier.count += 1
             patch = {"count": earlier.count, "lastTimestamp": now, "message": message}
             try:
-                self.store.patch("", "events", earlier.namespace, earlier.name, patch, MERGE)
+                self.store.patch("", "events", earlier.namespace, earlier.name, patch, MERGE_PATCH)
                 return
             except ApiError as error:
                 if error.code != 404:

@@ -17,6 +17,7 @@ from gyre_local.controllers.objects import is_deleting, object_reference, pod_te
 from gyre_local.controllers.reconciler import Controller, Key
 from gyre_local.quantities import parse_quantity
 from gyre_local.store.builtins import STORAGE_PROTECTION_FINALIZERS
+from gyre_local.store.patching import MERGE_PATCH
 from gyre_local.store.store import ApiError, Store
 
 PV_PROTECTION = STORAGE_PROTECTION_FINALIZERS["PersistentVolume"]
@@ -27,7 +28,6 @@ BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
 STORAGE_PROVISIONER = "volume.kubernetes.io/storage-provisioner"
 BETA_STORAGE_PROVISIONER = "volume.beta.kubernetes.io/storage-provisioner"
 STORAGE_GROUP = "storage.k8s.io"
-MERGE = "application/merge-patch+json"
 # How often a claim that cannot be bound is looked at again (the controller's resync).
 PENDING_RECHECK = 15.0
 
@@ -241,7 +241,7 @@ class PersistentVolumeController(Controller):
             metadata["namespace"],
             metadata["name"],
             {"metadata": {"annotations": annotations}},
-            MERGE,
+            MERGE_PATCH,
         )
         claim["metadata"] = updated["metadata"]
 
@@ -252,7 +252,7 @@ class PersistentVolumeController(Controller):
         if (volume_spec.get("claimRef") or {}).get("uid") != claim["metadata"]["uid"]:
             patch = {"spec": {"claimRef": object_reference(claim)}}
             volume = self.store.patch(
-                "", "persistentvolumes", None, volume["metadata"]["name"], patch, MERGE
+                "", "persistentvolumes", None, volume["metadata"]["name"], patch, MERGE_PATCH
             )
             volume_spec = volume["spec"]
         self._set_phase(volume, "Bound")
@@ -270,7 +270,12 @@ class PersistentVolumeController(Controller):
                 "spec": {"volumeName": volume_name},
             }
             claim = self.store.patch(
-                "", "persistentvolumeclaims", metadata["namespace"], metadata["name"], patch, MERGE
+                "",
+                "persistentvolumeclaims",
+                metadata["namespace"],
+                metadata["name"],
+                patch,
+                MERGE_PATCH,
             )
         self._write_claim_status(
             claim,
@@ -345,7 +350,12 @@ class ClaimProtectionController(Controller):
         if any((namespace, name) in mounted_claims(p) and not pod_terminal(p) for p in pods):
             return None
         self.store.patch(
-            "", "persistentvolumeclaims", namespace, name, _without(claim, PVC_PROTECTION), MERGE
+            "",
+            "persistentvolumeclaims",
+            namespace,
+            name,
+            _without(claim, PVC_PROTECTION),
+            MERGE_PATCH,
         )
         return None
 
@@ -365,6 +375,6 @@ class VolumeProtectionController(Controller):
         bound = (volume.get("status") or {}).get("phase") == "Bound"
         if is_deleting(volume) and PV_PROTECTION in finalizers and not bound:
             self.store.patch(
-                "", "persistentvolumes", None, name, _without(volume, PV_PROTECTION), MERGE
+                "", "persistentvolumes", None, name, _without(volume, PV_PROTECTION), MERGE_PATCH
             )
         return None

@@ -9,10 +9,10 @@ from typing import Any
 
 from gyre_local.controllers.deployments import template_hash
 from gyre_local.controllers.objects import owned_by, owner_reference, pod_ready, ready_seconds
+from gyre_local.store.patching import MERGE_PATCH
 from gyre_local.store.store import ApiError, Store
 
 REVISION_HASH_LABEL = "controller-revision-hash"
-MERGE = "application/merge-patch+json"
 
 
 def revision_data(template: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +105,7 @@ class Revisions:
                 metadata["namespace"],
                 metadata["name"],
                 {"revision": newest + 1},
-                MERGE,
+                MERGE_PATCH,
             )
             self.items = [renumbered if r is existing else r for r in self.items]
             return renumbered

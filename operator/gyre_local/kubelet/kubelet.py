@@ -37,6 +37,7 @@ from gyre_local.kubelet.usage import (
     sample_sessions,
     session_totals,
 )
+from gyre_local.store.patching import MERGE_PATCH
 from gyre_local.store.store import ApiError, Store
 
 log = logging.getLogger(__name__)
@@ -561,7 +562,7 @@ class Kubelet:
                 handle.namespace,
                 handle.name,
                 {"spec": {"nodeName": NODE_NAME}},
-                "application/merge-patch+json",
+                MERGE_PATCH,
             )
         except ApiError:
             return
@@ -625,7 +626,7 @@ class Kubelet:
     def _annotate_ports(self, namespace: str, name: str, ports: Mapping[str, int]) -> None:
         patch = {"metadata": {"annotations": {PORTS_ANNOTATION: json.dumps(dict(ports))}}}
         with contextlib.suppress(ApiError):
-            self.store.patch("", "pods", namespace, name, patch, "application/merge-patch+json")
+            self.store.patch("", "pods", namespace, name, patch, MERGE_PATCH)
 
 
 def renew_node_lease(store: Store, renew_time: str) -> None:

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from gyre_local.controllers.informer import watch_forever
 from gyre_local.proxy.services import URL_ANNOTATION, Handler, ServiceProxy, serve
+from gyre_local.store.patching import MERGE_PATCH
 from gyre_local.store.store import ApiError, Store
 
 GROUP = "gateway.networking.k8s.io"
@@ -154,7 +155,7 @@ class RouteProxy:
             return
         patch = {"metadata": {"annotations": {URL_ANNOTATION: url}}}
         with contextlib.suppress(ApiError):
-            self.store.patch(GROUP, PLURAL, *key, patch, "application/merge-patch+json")
+            self.store.patch(GROUP, PLURAL, *key, patch, MERGE_PATCH)
 
     def _handler(self, key: RouteKey) -> Handler:
         async def forward(request: web.Request) -> web.StreamResponse:

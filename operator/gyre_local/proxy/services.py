@@ -23,6 +23,7 @@ from aiohttp import web
 from gyre_local.controllers.informer import watch_forever
 from gyre_local.controllers.system import API_SERVICE_NAME, API_SERVICE_NAMESPACE
 from gyre_local.proxy.relay import HOST, BackendError, Relay
+from gyre_local.store.patching import MERGE_PATCH
 from gyre_local.store.store import ApiError, Store
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ class ServiceProxy:
                 namespace,
                 name,
                 patch,
-                "application/merge-patch+json",
+                MERGE_PATCH,
                 subresource=subresource,
             )
 
